@@ -1,0 +1,73 @@
+# Config validation, the grid of cells, and the named input/param functions of every rule.
+import re
+
+from snakemake.utils import validate
+
+from contrastlab.provenance import stage_code
+from contrastlab.validate import check_config
+
+
+validate(config, "../schemas/config.schema.yaml")  # fills the documented defaults
+CELLS = check_config(config)
+R = config["results"]
+CELL_DIR = f"{R}/cells/{{cell}}/seed{{seed}}"
+BY_KEY = {(c.name, str(c.seed)): c for c in CELLS}
+CELL_NAMES = list(dict.fromkeys(c.name for c in CELLS))
+
+
+wildcard_constraints:
+    cell="|".join(re.escape(n) for n in CELL_NAMES),
+    seed=r"\d+",
+    prep=r"[A-Za-z0-9_.\-]+",
+
+
+def cell_of(wildcards):
+    return BY_KEY[(wildcards.cell, wildcards.seed)]
+
+
+def prep_key(model: dict) -> str:
+    """One prepared (tokenised) dataset per tokenizer and max_len, shared by every cell using them."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", model["name"].rstrip("/").rsplit("/", 1)[-1]).strip("-")
+    return f"{slug}-len{model['max_len']}"
+
+
+PREPS = {prep_key(c.config["model"]): c.config["model"] for c in CELLS}
+
+
+# --- input functions -------------------------------------------------------------------------
+def prepared_of_cell(wildcards):
+    return f"{R}/prepared/{prep_key(cell_of(wildcards).config['model'])}"
+
+
+def cell_outputs(stage_file):
+    return [f"{R}/cells/{c.name}/seed{c.seed}/{stage_file}" for c in CELLS]
+
+
+def all_outputs():
+    return [
+        *cell_outputs("probe/metrics.json"),
+        *cell_outputs("plots/tsne.png"),
+        *cell_outputs("plots/curves.png"),
+        *aggregate_outputs(),
+    ]
+
+
+# --- param functions ---------------------------------------------------------------------------
+def cell_config(wildcards):
+    return cell_of(wildcards).config
+
+
+def train_code(wildcards):
+    return stage_code("train", cell_of(wildcards).family)
+
+
+def prep_model(wildcards):
+    return PREPS[wildcards.prep]
+
+
+def seed_of(wildcards):
+    return int(wildcards.seed)
+
+
+def gpus_of_cell(wildcards):
+    return config["runtime"]["gpus"]
