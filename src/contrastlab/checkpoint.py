@@ -30,12 +30,18 @@ def save(path: Path, *, fingerprint: str, model, optimizer, scheduler, epoch: in
         torch.save(state, tmp)
 
 
-def load(path: Path, fingerprint: str, model, optimizer, scheduler) -> dict | None:
-    """Restore the state saved at `path` into model/optimizer/scheduler/RNGs; None if absent or stale."""
+def peek(path: Path, fingerprint: str) -> dict | None:
+    """The state saved at `path` if it was written for `fingerprint`, else None (absent or stale)."""
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["fingerprint"] != fingerprint:
+    return state if state["fingerprint"] == fingerprint else None
+
+
+def load(path: Path, fingerprint: str, model, optimizer, scheduler) -> dict | None:
+    """Restore the state saved at `path` into model/optimizer/scheduler/RNGs; None if absent or stale."""
+    state = peek(path, fingerprint)
+    if state is None:
         return None
     params = dict(model.named_parameters())
     with torch.no_grad():
