@@ -22,6 +22,7 @@ from . import checkpoint
 from .batching import collate, eval_batches, step_groups, train_batches
 from .cellconfig import CellConfig
 from .data import load_prepared
+from .devices import pick_device
 from .io import atomic_path, write_json
 from .metrics import classification_metrics
 from .model import build_classifier, load_tokenizer, trainable_state_dict
@@ -42,9 +43,8 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The job's device: a free GPU claimed for the life of the process (see contrastlab.devices)."""
+    return pick_device(name)
 
 
 def peak_memory_mb(device: torch.device) -> float:

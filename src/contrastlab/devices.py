@@ -1,0 +1,137 @@
+"""Which device a job runs on, and how concurrent jobs on one machine share GPUs.
+
+Snakemake's `--resources gpu=N` only counts: it lets N GPU jobs run at once but does not say
+which GPU each should use. So a job picks one itself:
+
+- `cpu` or an explicit `cuda:K`: used as given, nothing is claimed.
+- Under a scheduler that allocated GPUs to the job (SLURM sets `SLURM_JOB_ID` and
+  `CUDA_VISIBLE_DEVICES`), with exactly one GPU visible: `cuda:0`, the scheduler's pick.
+- Otherwise (a workstation, or several GPUs visible): the job takes an exclusive lock file per
+  GPU (`fcntl.flock` on `<lock dir>/gpu-<id>.lock`, `<id>` the physical index or UUID from
+  `CUDA_VISIBLE_DEVICES`) and holds it for the life of the process; the kernel releases it when
+  the process ends, however it ends. The first GPU whose lock it gets is its device.
+  When every GPU is held: `auto` falls back to the CPU (with a warning), `cuda` waits up to
+  `wait_s` seconds for one to come free, then raises `DevicesBusy` naming the lock files.
+- Under a scheduler that allocated no GPU (`SLURM_JOB_ID` set, `CUDA_VISIBLE_DEVICES` unset):
+  the GPUs of the node belong to other jobs, so `auto` is the CPU and `cuda` an error.
+
+The lock directory is `$CONTRASTLAB_GPU_LOCK_DIR`, else `/tmp/contrastlab-gpu-locks` (one
+machine-wide place: `$TMPDIR` may differ between jobs).
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("contrastlab.devices")
+
+DEFAULT_LOCK_DIR = "/tmp/contrastlab-gpu-locks"
+SCHEDULER_JOB_VARS = ("SLURM_JOB_ID",)
+_held: dict[str, int] = {}  # lock file path -> open fd, kept for the life of the process
+
+
+class DeviceUnavailable(RuntimeError):
+    """A GPU was required (`device: cuda`) but the job cannot see any."""
+
+
+class DevicesBusy(RuntimeError):
+    """A GPU was required and every visible one stayed locked by other jobs for `wait_s` seconds."""
+
+
+def lock_dir_default(env=os.environ) -> Path:
+    return Path(env.get("CONTRASTLAB_GPU_LOCK_DIR") or DEFAULT_LOCK_DIR)
+
+
+def under_scheduler(env=os.environ) -> bool:
+    return any(env.get(v) for v in SCHEDULER_JOB_VARS)
+
+
+def visible_gpu_ids(device_count: int, env=os.environ) -> list[str]:
+    """Physical ids of the `device_count` GPUs this process sees, in CUDA index order.
+
+    With `CUDA_VISIBLE_DEVICES=2,3` the process's cuda:0 is physical GPU 2: the lock must be
+    GPU 2's, so that a job restricted to other GPUs never collides with it."""
+    listed = env.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return [str(i) for i in range(device_count)]
+    ids = [s.strip() for s in listed.split(",") if s.strip()]
+    return ids[:device_count]
+
+
+def _try_lock(path: Path) -> bool:
+    """Take the exclusive lock on `path` without waiting; True if this process now holds it."""
+    if str(path) in _held:
+        return False  # this process already holds it for another claim
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for a human looking at the file
+    _held[str(path)] = fd
+    return True
+
+
+def claim_gpu(ids: list[str], lock_dir: Path) -> int | None:
+    """Lock the first free GPU of `ids`; its index in `ids` (= its CUDA index), or None if all are held."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for index, gpu in enumerate(ids):
+        if _try_lock(lock_dir / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock"):
+            return index
+    return None
+
+
+def release_all() -> None:
+    """Release every GPU lock this process holds (normally the process's exit does it)."""
+    for path in list(_held):
+        os.close(_held.pop(path))
+
+
+def pick_device(requested: str = "auto", *, device_count: int | None = None, env=None,
+                lock_dir: str | Path | None = None, wait_s: float = 600.0, poll_s: float = 1.0) -> torch.device:
+    """The device for this process; see the module docstring for the rules.
+
+    `device_count` (default `torch.cuda.device_count()`), `env` (default `os.environ`) and
+    `lock_dir` are injectable so the rules can be tested without GPUs."""
+    env = os.environ if env is None else env
+    if requested == "cpu" or re.fullmatch(r"cuda:\d+", requested):
+        return torch.device(requested)
+    if requested not in ("auto", "cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:<index>, got {requested!r}")
+    count = torch.cuda.device_count() if device_count is None else device_count
+    scheduled = under_scheduler(env)
+    if scheduled and env.get("CUDA_VISIBLE_DEVICES") is None:
+        count = 0  # the scheduler gave this job no GPU; those the node has belong to other jobs
+    if count == 0:
+        if requested == "cuda":
+            why = "the scheduler allocated none to this job" if scheduled else "no CUDA device is visible"
+            raise DeviceUnavailable(f"device 'cuda' requested but {why} (request a GPU: runtime.gpus >= 1)")
+        return torch.device("cpu")
+    if scheduled and count == 1:
+        return torch.device("cuda:0")
+
+    ids = visible_gpu_ids(count, env)
+    lock_dir = Path(lock_dir) if lock_dir is not None else lock_dir_default(env)
+    deadline = time.monotonic() + (wait_s if requested == "cuda" else 0)
+    while True:
+        index = claim_gpu(ids, lock_dir)
+        if index is not None:
+            log.info("using cuda:%d (GPU %s, lock %s/gpu-%s.lock)", index, ids[index], lock_dir, ids[index])
+            return torch.device(f"cuda:{index}")
+        if requested == "auto":
+            log.warning("all %d GPUs (%s) are held by other jobs (locks in %s): running on the CPU",
+                        len(ids), ",".join(ids), lock_dir)
+            return torch.device("cpu")
+        if time.monotonic() >= deadline:
+            raise DevicesBusy(f"all {len(ids)} GPUs ({','.join(ids)}) stayed locked by other jobs for "
+                              f"{wait_s:.0f} s (lock files {lock_dir}/gpu-*.lock; `cat` one for its pid). "
+                              f"Run at most that many GPU jobs at once: --resources gpu={len(ids)}")
+        time.sleep(poll_s)
