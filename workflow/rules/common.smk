@@ -69,5 +69,9 @@ def seed_of(wildcards):
     return int(wildcards.seed)
 
 
+# --- resource functions ------------------------------------------------------------------------
 def gpus_of_cell(wildcards):
-    return config["runtime"]["gpus"]
+    """GPUs a cell's model jobs (train, embed) request: runtime.gpus, none if the cell runs on the CPU.
+    Snakemake only counts them (`--resources gpu=N` locally, `sbatch --gpus` on SLURM); the job
+    itself picks its device (contrastlab.devices)."""
+    return 0 if cell_of(wildcards).config["device"] == "cpu" else config["runtime"]["gpus"]

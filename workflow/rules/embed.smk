@@ -11,6 +11,9 @@ rule embed:
         max_samples=config["probe"]["max_samples"],
         code=stage_code("embed"),
     threads: config["runtime"]["threads"]
+    resources:
+        gpu=gpus_of_cell,
+        mem_mb=config["runtime"]["mem_mb"],
     log:
         f"{R}/logs/embed/{{cell}}/seed{{seed}}.log",
     benchmark:
