@@ -9,9 +9,8 @@ from dataclasses import asdict, dataclass, field
 import hashlib
 import json
 
-from .model import ModelConfig, from_dict
+from .config import ModelConfig, OptimConfig, from_dict
 from .objectives import parse_params
-from .optim import OptimConfig
 
 
 @dataclass

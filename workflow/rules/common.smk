@@ -1,7 +1,18 @@
 # Config validation, the grid of cells, and the named input/param functions of every rule.
+import os
 import re
+import sys
 
 from snakemake.utils import validate
+
+# The package in src/ is importable here and in every job even when it is not pip-installed
+# (e.g. under --use-conda, where jobs run in the environment built from environment.yml).
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+
+from contrastlab.logs import export_import_path
+
+export_import_path(SRC)
 
 from contrastlab.provenance import stage_code
 from contrastlab.validate import check_config
@@ -27,7 +38,7 @@ def cell_of(wildcards):
 
 def prep_key(model: dict) -> str:
     """One prepared (tokenised) dataset per tokenizer and max_len, shared by every cell using them."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", model["name"].rstrip("/").rsplit("/", 1)[-1]).strip("-")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(os.path.normpath(model["name"]))).strip("-")
     return f"{slug}-len{model['max_len']}"
 
 
@@ -50,6 +61,20 @@ def all_outputs():
         *cell_outputs("plots/curves.png"),
         *aggregate_outputs(),
     ]
+
+
+def aggregate_rows():
+    """What the aggregate script needs of each cell x seed (plain values: a params entry)."""
+    return [
+        {"cell": c.name, "seed": c.seed, "experiment": c.experiment, "family": c.family,
+         "train": f"{R}/cells/{c.name}/seed{c.seed}/train/metrics.json",
+         "probe": f"{R}/cells/{c.name}/seed{c.seed}/probe/metrics.json"}
+        for c in CELLS
+    ]
+
+
+def aggregate_outputs():
+    return [f"{R}/tables/summary.md", f"{R}/tables/summary.csv"]
 
 
 # --- param functions ---------------------------------------------------------------------------

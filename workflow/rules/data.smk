@@ -9,5 +9,7 @@ rule prepare:
         f"{R}/logs/prepare/{{prep}}.log",
     benchmark:
         f"{R}/benchmarks/prepare/{{prep}}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/prepare.py"

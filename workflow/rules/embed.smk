@@ -18,5 +18,7 @@ rule embed:
         f"{R}/logs/embed/{{cell}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/embed/{{cell}}/seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/embed.py"

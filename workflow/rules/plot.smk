@@ -16,5 +16,7 @@ rule plot:
         f"{R}/logs/plot/{{cell}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/plot/{{cell}}/seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/plot.py"

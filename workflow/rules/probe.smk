@@ -12,5 +12,7 @@ rule probe:
         f"{R}/logs/probe/{{cell}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/probe/{{cell}}/seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/probe.py"

@@ -19,5 +19,7 @@ rule train:
         f"{R}/logs/train/{{cell}}/seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{cell}}/seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/train.py"
