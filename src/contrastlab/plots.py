@@ -1,0 +1,172 @@
+"""Figures of one cell (t-SNE, training curves) and of the aggregate (t-SNE grid, bars, forest plot).
+
+Matplotlib with the Agg backend (no display needed); every figure is written atomically as PNG.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+
+DPI = 120
+
+
+def tsne_2d(x: np.ndarray, seed: int, perplexity: float = 30.0, n_jobs: int = 2, pca_dims: int = 50) -> np.ndarray:
+    """x [N, D] -> [N, 2] t-SNE map by openTSNE: seconds to a minute at 20k points, where
+    scikit-learn's Barnes-Hut takes several minutes.
+
+    As usual for t-SNE, x is first reduced to `pca_dims` principal components (seeded) when
+    D is larger: the neighbour search then costs N^2 * 50 instead of N^2 * D. Neighbours are
+    exact up to 50k points (a matrix product beats Annoy's index build there); gradients use
+    Barnes-Hut below 10k points and FFT interpolation above (openTSNE's "auto").
+    Below 10k points one thread is used: there openTSNE's per-iteration work is too small for
+    threads to pay off, and on a busy machine their synchronisation made it 10x slower.
+    Perplexity is capped at (N - 1) / 3 so that small inputs still work.
+    """
+    from openTSNE import TSNE  # imported here: only the plot stage needs it
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1] > pca_dims and len(x) > pca_dims:
+        x = PCA(pca_dims, random_state=seed).fit_transform(x)
+    tsne = TSNE(perplexity=min(perplexity, (len(x) - 1) / 3), n_jobs=n_jobs if len(x) >= 10_000 else 1,
+                random_state=seed, neighbors="exact" if len(x) <= 50_000 else "auto", negative_gradient_method="auto")
+    return np.asarray(tsne.fit(x))
+
+
+def _save(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _scatter(ax, xy: np.ndarray, y: np.ndarray, label_names: list[str]) -> None:
+    colors = plt.get_cmap("tab10")
+    s = max(1.0, min(12.0, 4000 / max(len(xy), 1)))  # smaller points when there are many
+    for c, name in enumerate(label_names):
+        m = y == c
+        ax.scatter(xy[m, 0], xy[m, 1], s=s, alpha=0.6, lw=0, color=colors(c % 10), label=name)
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def plot_tsne(xy: np.ndarray, y: np.ndarray, label_names: list[str], path: str | Path, title: str = "") -> None:
+    """xy [N, 2], y [N] integer labels indexing label_names -> scatter coloured by label."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    _scatter(ax, np.asarray(xy), np.asarray(y), label_names)
+    ax.legend(markerscale=3, frameon=False, loc="best")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def smooth(s: pd.Series) -> pd.Series:
+    """Rolling mean over ~5% of the run (at least 1 step), centred: shows the trend under the noise."""
+    return s.rolling(max(1, len(s) // 20), min_periods=1, center=True).mean()
+
+
+def plot_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> None:
+    """history: one row per optimizer step with `step`, `grad_norm`, `loss` and `loss_<term>`
+    columns -> two panels: the loss terms vs step, and the gradient norm vs step (log y).
+    Raw values are drawn faint, the rolling mean on top."""
+    terms = ["loss"] + [c for c in history.columns if c.startswith("loss_")]
+    fig, (ax_l, ax_g) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, col in enumerate(terms):
+        color = f"C{i}"
+        ax_l.plot(history["step"], history[col], color=color, alpha=0.25, lw=0.8)
+        ax_l.plot(history["step"], smooth(history[col]), color=color, lw=1.6, label=col)
+    ax_l.set(xlabel="optimizer step", ylabel="loss", title="loss terms")
+    ax_l.legend(frameon=False)
+    ax_g.plot(history["step"], history["grad_norm"], color="C0", alpha=0.25, lw=0.8)
+    ax_g.plot(history["step"], smooth(history["grad_norm"]), color="C0", lw=1.6)
+    ax_g.set(xlabel="optimizer step", ylabel="gradient norm (before clipping)", title="gradient norm")
+    if (history["grad_norm"] > 0).any():
+        ax_g.set_yscale("log")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_tsne_grid(panels: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], label_names: list[str],
+                   path: str | Path, title: str = "") -> None:
+    """panels: {(row_label, col_label): (xy [N, 2], y [N])} -> one t-SNE per cell, rows x columns
+    in first-seen order (e.g. rows k, columns alpha); missing cells stay empty."""
+    rows = list(dict.fromkeys(r for r, _ in panels))
+    cols = list(dict.fromkeys(c for _, c in panels))
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.2 * len(cols), 3.2 * len(rows)), squeeze=False)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            ax = axes[i, j]
+            if (r, c) in panels:
+                xy, y = panels[(r, c)]
+                _scatter(ax, np.asarray(xy), np.asarray(y), label_names)
+            else:
+                ax.axis("off")
+            if i == 0:
+                ax.set_title(str(c))
+            if j == 0:
+                ax.set_ylabel(str(r))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), markerscale=3, frameon=False)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_bars(df: pd.DataFrame, x: str, y: str, yerr: str | None, hue: str | None, path: str | Path,
+              title: str = "") -> None:
+    """Grouped bars: df[x] on the axis, one bar per df[hue] value (if hue), df[yerr] as error bars."""
+    groups = list(dict.fromkeys(df[x]))
+    hues = list(dict.fromkeys(df[hue])) if hue else [None]
+    width = 0.8 / len(hues)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(groups) * max(1, len(hues)) ** 0.5), 4))
+    for k, h in enumerate(hues):
+        sub = (df[df[hue] == h] if hue else df).set_index(x).reindex(groups)
+        pos = np.arange(len(groups)) + (k - (len(hues) - 1) / 2) * width
+        ax.bar(pos, sub[y], width, yerr=sub[yerr] if yerr else None, capsize=3, label=str(h) if hue else None)
+    ax.set_xticks(np.arange(len(groups)), [str(g) for g in groups], rotation=30, ha="right")
+    ax.set(ylabel=y, title=title)
+    lo = np.nanmin(df[y] - (df[yerr] if yerr else 0))
+    hi = np.nanmax(df[y] + (df[yerr] if yerr else 0))
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo > 0:  # zoom onto the differences
+        pad = 0.15 * (hi - lo)
+        ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    if hue:
+        ax.legend(frameon=False, title=hue)
+    _save(fig, path)
+
+
+def plot_forest(df: pd.DataFrame, path: str | Path, title: str = "", xlabel: str = "difference to baseline") -> None:
+    """df with columns cell, diff, lo, hi, significant -> one row per cell: the difference to the
+    baseline with its 95% interval; significant cells drawn in colour, the others grey."""
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(df) + 1.2))
+    pos = np.arange(len(df))[::-1]
+    for p, (_, r) in zip(pos, df.iterrows()):
+        color = "C3" if bool(r["significant"]) else "0.55"
+        ax.plot([r["lo"], r["hi"]], [p, p], color=color, lw=2)
+        ax.plot(r["diff"], p, "o", color=color)
+    ax.axvline(0.0, color="k", lw=0.8, ls="--")
+    ax.set_yticks(pos, [str(c) for c in df["cell"]])
+    ax.set(xlabel=xlabel, title=title)
+    _save(fig, path)
+
+
+def plot_overlaid_curves(histories: dict[str, pd.DataFrame], column: str, path: str | Path,
+                         title: str = "", log_y: bool | None = None) -> None:
+    """histories: {name: history DataFrame} -> `column` vs step for each, smoothed, one axis.
+    log_y defaults to True for grad_norm."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, h) in enumerate(histories.items()):
+        if column in h:
+            ax.plot(h["step"], h[column], color=f"C{i % 10}", alpha=0.2, lw=0.8)
+            ax.plot(h["step"], smooth(h[column]), color=f"C{i % 10}", lw=1.6, label=name)
+    if log_y if log_y is not None else column == "grad_norm":
+        ax.set_yscale("log")
+    ax.set(xlabel="optimizer step", ylabel=column, title=title or column)
+    ax.legend(frameon=False, fontsize="small", ncol=max(1, math.ceil(len(histories) / 12)))
+    _save(fig, path)
