@@ -24,6 +24,13 @@ from torch import nn
 # hashed into each cell's params so that editing a family's code reruns exactly its cells.
 FAMILIES = {
     "baseline": "baseline",
+    "rdrop": "rdrop",
+    "scl": "scl",
+    "token": "token",
+    "cluster": "cluster",
+    "multilayer": "multilayer",
+    "focal": "focal",
+    "simcse": "simcse",
 }
 
 
