@@ -1,21 +1,24 @@
 """The Snakemake DAG end to end on a tiny random DeBERTa-v2 and a few hundred real snippets,
-then what a rerun does: nothing when nothing changed; one cell's chain when its LR changed."""
+then what a rerun does: nothing when nothing changed; only the stale part when a cell's
+hyper-parameter, a probe setting or a loss family's code changed. It runs in a copy of the
+workflow so that a test can edit the package's code."""
 import json
 
 import pandas as pd
 import pytest
 
-from workflow_helpers import planned_jobs, snakemake, write_config
+from workflow_helpers import copy_workflow, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.e2e
 STAGE_FILES = ["train/metrics.json", "train/weights.safetensors", "train/predictions.csv", "train/history.csv",
                "train/config.json", "embed/embeddings.npz", "probe/metrics.json", "plots/tsne.png",
                "plots/curves.png"]
+CELLS = ["baseline", "smooth_label_smoothing0.1", "rdrop_stages1"]
 
 
 @pytest.fixture(scope="module")
 def finished_run(tiny_deberta_dir, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("e2e")
+    workdir = copy_workflow(tmp_path_factory.mktemp("e2e"))
     config = write_config(workdir / "config.yaml", tiny_deberta_dir)
     snakemake(workdir, config, "--cores", "2", "--resources", "gpu=1")
     return workdir, config
@@ -23,13 +26,13 @@ def finished_run(tiny_deberta_dir, tmp_path_factory):
 
 def test_every_cell_has_every_output_and_the_table_lists_them(finished_run):
     workdir, _ = finished_run
-    for cell in ("baseline", "smooth_label_smoothing0.1"):
+    for cell in CELLS:
         for f in STAGE_FILES:
             assert (workdir / "results" / "cells" / cell / "seed1" / f).exists(), f"{cell}/{f}"
     probe = json.loads((workdir / "results/cells/baseline/seed1/probe/metrics.json").read_text())
     assert {"svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi", "layer0_svm_acc"} <= set(probe)
     table = pd.read_csv(workdir / "results/tables/summary.csv")
-    assert table["cell"].tolist() == ["baseline", "smooth_label_smoothing0.1"]
+    assert table["cell"].tolist() == CELLS
     assert table["accuracy_mean"].between(0, 1).all()
     assert "baseline" in (workdir / "results/tables/summary.md").read_text()
 
@@ -48,7 +51,19 @@ def test_changing_one_cells_lr_reruns_only_that_cells_chain(finished_run, tiny_d
 def test_changing_a_probe_setting_reruns_only_probes_and_the_aggregate(finished_run, tiny_deberta_dir, tmp_path):
     workdir, _ = finished_run
     changed = write_config(tmp_path / "changed.yaml", tiny_deberta_dir, **{"probe.folds": 4})
-    assert planned_jobs(workdir, changed) == {"probe": 2, "aggregate": 1}
+    assert planned_jobs(workdir, changed) == {"probe": len(CELLS), "aggregate": 1}
+
+
+def test_editing_a_loss_familys_code_reruns_only_its_cells(finished_run):
+    workdir, config = finished_run
+    family_code = workdir / "src" / "contrastlab" / "objectives" / "rdrop.py"
+    original = family_code.read_text()
+    family_code.write_text(original + "\n# an edit\n")
+    try:
+        assert planned_jobs(workdir, config) == {"train": 1, "embed": 1, "probe": 1, "plot": 1, "aggregate": 1}
+    finally:
+        family_code.write_text(original)
+    assert planned_jobs(workdir, config) == {}
 
 
 def test_lint_is_clean(finished_run):
