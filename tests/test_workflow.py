@@ -31,10 +31,18 @@ def test_every_cell_has_every_output_and_the_table_lists_them(finished_run):
             assert (workdir / "results" / "cells" / cell / "seed1" / f).exists(), f"{cell}/{f}"
     probe = json.loads((workdir / "results/cells/baseline/seed1/probe/metrics.json").read_text())
     assert {"svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi", "layer0_svm_acc"} <= set(probe)
-    table = pd.read_csv(workdir / "results/tables/summary.csv")
+    table = pd.read_csv(workdir / "results/tables/headline.csv")
     assert table["cell"].tolist() == CELLS
     assert table["accuracy_mean"].between(0, 1).all()
-    assert "baseline" in (workdir / "results/tables/summary.md").read_text()
+    assert (table["delta_lo"] <= table["delta"]).iloc[1:].all() and (table["delta"] <= table["delta_hi"]).iloc[1:].all()
+    assert "baseline" in (workdir / "results/tables/headline.md").read_text()
+    rdrop = pd.read_csv(workdir / "results/tables/rdrop.csv")
+    assert rdrop["cell"].tolist() == ["baseline", "rdrop_stages1"] and rdrop["step_time_ratio_mean"].iloc[0] == 1.0
+    for name in ("representation.csv", "headline.html"):
+        assert (workdir / "results/tables" / name).exists(), name
+    for name in ("forest.png", "loss_curves.png", "grad_norm.png", "rdrop_cost.png"):
+        assert (workdir / "results/figures" / name).read_bytes()[:4] == b"\x89PNG", name
+    assert not (workdir / "results/tables/token_k_alpha.md").exists()  # no token cells in this grid
 
 
 def test_nothing_to_do_after_a_finished_run(finished_run):

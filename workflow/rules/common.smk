@@ -64,17 +64,43 @@ def all_outputs():
 
 
 def aggregate_rows():
-    """What the aggregate script needs of each cell x seed (plain values: a params entry)."""
+    """What the aggregate needs of each cell x seed (plain values: a params entry): its results
+    folder, family, sweep values, loss params with defaults, and the cell it is compared with
+    (the first cell of the experiment's `compare_to`, else of the `baseline` experiment)."""
+    from dataclasses import asdict
+
+    from contrastlab.objectives import parse_params
+
+    first = {}
+    for c in CELLS:
+        first.setdefault(c.experiment, c.name)
+    experiments = config["experiments"]
     return [
         {"cell": c.name, "seed": c.seed, "experiment": c.experiment, "family": c.family,
-         "train": f"{R}/cells/{c.name}/seed{c.seed}/train/metrics.json",
-         "probe": f"{R}/cells/{c.name}/seed{c.seed}/probe/metrics.json"}
+         "reference": first[(experiments[c.experiment] or {}).get("compare_to") or config["baseline"]],
+         "sweep": c.sweep, "params": asdict(parse_params(c.family, c.config["loss"])),
+         "dir": f"{R}/cells/{c.name}/seed{c.seed}"}
         for c in CELLS
     ]
 
 
-def aggregate_outputs():
-    return [f"{R}/tables/summary.md", f"{R}/tables/summary.csv"]
+def aggregate_outputs(named=False):
+    """The tables (md, csv, html) and figures (png) of this grid: those of a family only when the
+    grid has cells of it (contrastlab.aggregate.outputs). named: {key: path} for the rule, the HTML
+    tables and the figures marked for the report with their captions (../report/<name>.rst)."""
+    from contrastlab.aggregate.outputs import OUTPUTS, output_paths
+
+    paths = output_paths(R, {c.family for c in CELLS})
+    if not named:
+        return list(paths.values())
+    outputs = {o.name: o for o in OUTPUTS}
+    for key, path in paths.items():
+        name, _, ext = os.path.basename(path).rpartition(".")
+        if ext in ("png", "html"):
+            kind = "figure" if ext == "png" else "table"
+            paths[key] = report(path, caption=f"../report/{name}.rst", category=kind.capitalize() + "s",
+                                labels={kind: outputs[name].title})
+    return paths
 
 
 # --- param functions ---------------------------------------------------------------------------

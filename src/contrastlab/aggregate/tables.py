@@ -1,0 +1,322 @@
+"""The study's tables, as in the reference README: one row per cell, the baseline row first.
+
+Each table is a `Table`: a title, a note saying what the numbers are, the formatted frame (for
+Markdown/HTML: mean ± std strings, Δ with its interval and ✱) and the numeric frame (for CSV:
+<metric>_mean, <metric>_std, delta, delta_lo, delta_hi, p, ...). Tables key off the cell's
+family and its loss params / sweep values, so a new sweep value adds a row, not code.
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_path
+from ..stats import format_mean_std
+from .collect import PROBE_METRICS, TEST_METRICS, Study
+
+SIG = "✱"
+LABELS = {"accuracy": "accuracy", "roc_auc": "ROC-AUC", "macro_f1": "macro-F1", "svm_acc": "SVM acc.",
+          "knn1_acc": "1-NN acc.", "kmeans_ari": "ARI", "kmeans_nmi": "NMI", "silhouette": "silhouette",
+          "alignment": "alignment ↓", "uniformity": "uniformity ↓", "intra_cos": "intra-class cos",
+          "inter_cos": "inter-class cos", "train_time_s": "train time (s)", "step_time_s": "step time (s)",
+          "step_time_ratio": "step-time ratio", "peak_memory_mb": "peak memory (MB)",
+          "memory_ratio": "memory ratio"}
+DIGITS = {"train_time_s": 1, "step_time_s": 3, "step_time_ratio": 2, "peak_memory_mb": 0, "memory_ratio": 2}
+LOWER_IS_BETTER = {"alignment", "uniformity", "inter_cos"}
+DELTA_HEAD = "Δ accuracy [95% CI]"
+
+
+@dataclass
+class Table:
+    title: str
+    note: str
+    shown: pd.DataFrame  # formatted strings, for reading
+    numeric: pd.DataFrame  # numbers, for analysis
+
+    def markdown(self) -> str:
+        body = self.shown.to_markdown(index=False, disable_numparse=True) if len(self.shown) else "_(empty)_"
+        return f"# {self.title}\n\n{self.note}\n\n{body}\n"
+
+    def html(self) -> str:
+        body = self.shown.to_html(index=False, escape=True, na_rep="", border=0) if len(self.shown) else ""
+        return (f"<h3>{html.escape(self.title)}</h3>\n<p>{html.escape(self.note)}</p>\n{body}\n")
+
+    def write(self, md=None, csv=None, html_path=None) -> None:
+        for path, text in ((md, self.markdown), (html_path, self.html)):
+            if path:
+                with atomic_path(path) as tmp:
+                    tmp.write_text(text())
+        if csv:
+            with atomic_path(csv) as tmp:
+                self.numeric.to_csv(tmp, index=False)
+
+
+def empty_table(title: str, family: str, columns: list[str]) -> Table:
+    """What a family table says when the grid has no cells of that family (CSV: headers only)."""
+    return Table(title, f"No cells of family `{family}` in this grid.", pd.DataFrame(), pd.DataFrame(columns=columns))
+
+
+# --- numbers ---------------------------------------------------------------------------------------
+def cell_stats(study: Study, cells: list[str], metrics: list[str]) -> pd.DataFrame:
+    """One row per cell: seeds, <m>_mean and <m>_std (sample std over seeds; NaN when missing)."""
+    out = []
+    for cell in cells:
+        g = study.runs[study.runs["cell"] == cell]
+        row = {"cell": cell, "family": study.cells[cell].family, "seeds": len(g)}
+        for m in metrics:
+            v = pd.to_numeric(g[m], errors="coerce").dropna() if m in g else pd.Series(dtype=float)
+            row[f"{m}_mean"] = float(v.mean()) if len(v) else np.nan
+            row[f"{m}_std"] = float(v.std(ddof=1)) if len(v) > 1 else (0.0 if len(v) else np.nan)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def ratio_to(study: Study, cells: list[str], metric: str, ref: str) -> pd.DataFrame:
+    """Per cell: mean and std over seeds of metric(cell, seed) / metric(ref, same seed)."""
+    runs = study.runs.set_index(["cell", "seed"])
+    out = []
+    for cell in cells:
+        r = [runs.loc[(cell, s), metric] / runs.loc[(ref, s), metric] for s in study.seeds(cell)
+             if (ref, s) in runs.index and metric in runs and runs.loc[(ref, s), metric]]
+        r = np.asarray(r, dtype=float)
+        out.append({"cell": cell, f"{metric}_ratio_mean": r.mean() if len(r) else np.nan,
+                    f"{metric}_ratio_std": r.std(ddof=1) if len(r) > 1 else (0.0 if len(r) else np.nan)})
+    return pd.DataFrame(out)
+
+
+def param_value(study: Study, cell: str, key: str):
+    """A cell's value of a loss param or swept key (`model.max_len` may be asked as `max_len`)."""
+    info = study.cells[cell]
+    for k, v in info.sweep.items():
+        if k == key or k.rpartition(".")[2] == key:
+            return v
+    return info.params.get(key)
+
+
+def fmt_param(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, (list, tuple)):
+        return ",".join(fmt_param(x) for x in v)
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def param_keys(study: Study, cells: list[str], wanted: list[str], with_sweep: bool = True) -> list[str]:
+    """The wanted params that some of these cells have, then (with_sweep) every other swept key."""
+    keys = [k for k in wanted if any(param_value(study, c, k) is not None for c in cells)]
+    for c in cells if with_sweep else []:
+        for k in study.cells[c].sweep:
+            short = k.rpartition(".")[2]
+            if short not in keys:
+                keys.append(short)
+    return keys
+
+
+# --- formatting ------------------------------------------------------------------------------------
+def fmt_ms(mean, std, n, digits=4) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return format_mean_std(mean, None if std is None or np.isnan(std) else std, digits=digits, n=n)
+
+
+def fmt_delta(d: pd.Series, digits: int = 4) -> str:
+    """"+0.0123 [+0.0040, +0.0200] ✱" (✱: the interval excludes zero); "reference" for the reference."""
+    if pd.isna(d.get("diff")):
+        return "reference" if d.get("cell") == d.get("reference") else "–"
+    flag = f" {SIG}" if d["significant"] else ""
+    return f"{d['diff']:+.{digits}f} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}]{flag}"
+
+
+def fmt_p(p) -> str:
+    if p is None or pd.isna(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def delta_note(study: Study, cells: list[str], comp: pd.DataFrame) -> str:
+    seeds = sorted({len(study.seeds(c)) for c in cells})
+    n_seeds = f"{seeds[0]} seed{'s' if seeds[0] > 1 else ''}" if len(seeds) == 1 else "the seeds in column `seeds`"
+    n_test = comp.loc[comp["cell"].isin(cells), "n_test"].dropna()
+    n_test = f" on the same {int(n_test.max())} test examples" if len(n_test) else ""
+    refs = sorted(set(comp.loc[comp["cell"].isin(cells) & comp["diff"].notna(), "reference"]))
+    vs = study.baseline if refs in ([], [study.baseline]) else "its reference (column `vs`)"
+    return (f"Mean ± std over {n_seeds}. Δ = cell − {vs} test accuracy, with a 95% paired-bootstrap "
+            f"interval{n_test} (examples and seeds resampled); {SIG} = the interval excludes zero "
+            f"(a real difference), no mark = within the noise. p: two-sided bootstrap p-value, "
+            f"not adjusted for the number of cells (the CSV has Holm-adjusted p and McNemar p).")
+
+
+def _metric_columns(stats: pd.DataFrame, metrics: list[str], digits: int = 4) -> dict[str, list[str]]:
+    return {LABELS.get(m, m): [fmt_ms(r[f"{m}_mean"], r[f"{m}_std"], r["seeds"], DIGITS.get(m, digits))
+                               for _, r in stats.iterrows()] for m in metrics if f"{m}_mean" in stats}
+
+
+def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics: list[str], params: list[str],
+                     title: str, note: str = "", extra: pd.DataFrame | None = None,
+                     extra_metrics: list[str] = (), with_sweep: bool = True, with_family: bool = False) -> Table:
+    """Rows: the baseline, then `cells`; columns: cell, params (`params` that the cells have, and
+    their other swept keys if with_sweep), metrics (mean ± std), Δ accuracy, p.
+    extra: more numeric columns per cell (<m>_mean/<m>_std for m in extra_metrics)."""
+    cells = study.ordered(cells)
+    stats = cell_stats(study, cells, metrics)
+    if extra is not None:
+        stats = stats.merge(extra, on="cell", how="left")
+    c = comp.set_index("cell").loc[cells].reset_index()
+    keys = param_keys(study, [x for x in cells if x != study.baseline], params, with_sweep)
+    pvals = {k: [fmt_param(param_value(study, x, k)) if study.cells[x].family != "baseline" or
+                 k in study.cells[x].sweep else "" for x in cells] for k in keys}
+    shown = pd.DataFrame({"cell": cells, **({"family": stats["family"].to_numpy()} if with_family else {}), **pvals})
+    if (c["reference"] != study.baseline).any():
+        shown["vs"] = [r if r != x else "" for x, r in zip(c["cell"], c["reference"])]
+    shown["seeds"] = stats["seeds"].to_numpy()
+    for name, col in _metric_columns(stats, [*metrics, *extra_metrics]).items():
+        shown[name] = col
+    shown[DELTA_HEAD] = [fmt_delta(r) for _, r in c.iterrows()]
+    shown["p"] = [fmt_p(p) for p in c["p"]]
+    numeric = stats.copy()
+    for k, v in pvals.items():
+        numeric.insert(2, k, v)
+    numeric.insert(2, "reference", c["reference"].to_numpy())
+    numeric = numeric.assign(delta=c["diff"].to_numpy(), delta_lo=c["lo"].to_numpy(), delta_hi=c["hi"].to_numpy(),
+                             p=c["p"].to_numpy(), p_holm=c["p_holm"].to_numpy(), mcnemar_p=c["mcnemar_p"].to_numpy(),
+                             n_test=c["n_test"].to_numpy(), significant=c["significant"].to_numpy())
+    note = " ".join(filter(None, [delta_note(study, cells, comp), note]))
+    return Table(title, note, shown, numeric)
+
+
+# --- the tables ------------------------------------------------------------------------------------
+def headline(study: Study, comp: pd.DataFrame) -> Table:
+    return comparison_table(study, comp, list(study.cells), TEST_METRICS, [], "Headline: test metrics of every cell",
+                            "Every cell of the grid in config order; its parameters are in the family tables.",
+                            with_sweep=False, with_family=True)
+
+
+def representation(study: Study, comp: pd.DataFrame) -> Table:
+    """Probes of the final [CLS] on the probe split; bold = best in its column (no interval: the
+    probes have no per-example pairing, compare the ± std over seeds)."""
+    cells = study.ordered()
+    layer_metrics = sorted({c for c in study.runs.columns if c.startswith("layer") and "_" in c})
+    stats = cell_stats(study, cells, PROBE_METRICS + layer_metrics)
+    shown = pd.DataFrame({"cell": cells, "family": stats["family"], "seeds": stats["seeds"]})
+    for m in PROBE_METRICS:
+        if f"{m}_mean" not in stats or stats[f"{m}_mean"].isna().all():
+            continue
+        col = _metric_columns(stats, [m])[LABELS[m]]
+        means = stats[f"{m}_mean"].round(4)
+        best = means.min() if m in LOWER_IS_BETTER else means.max()
+        top = (means == best).to_numpy() if (means != best).any() else np.zeros(len(means), bool)  # no bold on a tie
+        shown[LABELS[m]] = [f"**{s}**" if t else s for t, s in zip(top, col)]
+    seeds = sorted(set(stats["seeds"]))
+    note = (f"Mean ± std over {seeds[0] if len(seeds) == 1 else 'the'} seeds of probes of the final-layer [CLS] "
+            "on the probe split: linear-SVM and 1-NN accuracy (k-fold CV, standardised features), k-means "
+            "ARI/NMI (k = number of classes), silhouette, alignment and uniformity (Wang & Isola; lower is "
+            "better, marked ↓). Bold = best in its column; these probes are not paired per example, so "
+            "a difference smaller than the ± std is noise. Extra layers (layer<l>_*) are in the CSV.")
+    return Table("Representation of the final [CLS]: probes", note, shown, stats)
+
+
+def rdrop(study: Study, comp: pd.DataFrame) -> Table:
+    cells = study.of_family("rdrop")
+    if not cells:
+        return empty_table("R-Drop: one- vs two-stage", "rdrop", ["cell", "stages", "accuracy_mean"])
+    everyone = study.ordered(cells)
+    cost = ratio_to(study, everyone, "step_time_s", study.baseline).rename(
+        columns={"step_time_s_ratio_mean": "step_time_ratio_mean", "step_time_s_ratio_std": "step_time_ratio_std"})
+    mem = ratio_to(study, everyone, "peak_memory_mb", study.baseline).rename(
+        columns={"peak_memory_mb_ratio_mean": "memory_ratio_mean", "peak_memory_mb_ratio_std": "memory_ratio_std"})
+    extra = cell_stats(study, everyone, ["train_time_s", "step_time_s", "peak_memory_mb"]).drop(
+        columns=["family", "seeds"]).merge(cost, on="cell").merge(mem, on="cell")
+    t = comparison_table(study, comp, cells, ["accuracy"], ["stages", "alpha"],
+                         "R-Drop: one- vs two-stage, accuracy and cost",
+                         f"Cost: train time (s) and median optimizer-step time (s); step-time ratio = a cell's "
+                         f"median step time / the {study.baseline}'s (same seed), and memory ratio likewise: "
+                         f"comparable only between runs on the same machine (and device). Peak memory: peak "
+                         f"allocated by torch on a GPU, the process's max RSS on a CPU.",
+                         extra=extra, extra_metrics=["train_time_s", "step_time_s", "step_time_ratio",
+                                                     "peak_memory_mb", "memory_ratio"])
+    if "stages" in t.shown:
+        t.shown["stages"] = [{"1": "one-stage", "2": "two-stage"}.get(s, s) for s in t.shown["stages"]]
+    return t
+
+
+def scl_views(study: Study, comp: pd.DataFrame) -> Table:
+    cells = study.of_family("scl")
+    if not cells:
+        return empty_table("Supervised contrastive loss: views", "scl", ["cell", "views", "accuracy_mean"])
+    return comparison_table(study, comp, cells, TEST_METRICS, ["views", "layer", "normalize", "weighting", "alpha", "tau"],
+                            "Supervised contrastive loss: one view vs multi-view",
+                            "views: one = the final [CLS]; multi = final [CLS], the [CLS] of layer `layer` and "
+                            "a dropout view. normalize: L2-normalised views. weighting: add = CE + α·SCL, "
+                            "convex = (1 − α)·CE + α·SCL (Gunel et al.).")
+
+
+def cluster(study: Study, comp: pd.DataFrame) -> Table:
+    cells = study.of_family("cluster")
+    if not cells:
+        return empty_table("Clustered token views", "cluster", ["cell", "n_clusters", "accuracy_mean"])
+    return comparison_table(study, comp, cells, ["accuracy"], ["n_clusters", "k", "alpha"],
+                            "Clustered token views: number of clusters",
+                            "The k top-attended tokens of each sample are grouped by k-means into n_clusters "
+                            "clusters whose means are the views. Probes of the final [CLS] on the right.",
+                            extra_metrics=["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi"],
+                            extra=cell_stats(study, study.ordered(cells),
+                                             ["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi"]).drop(
+                                columns=["family", "seeds"]))
+
+
+def multilayer(study: Study, comp: pd.DataFrame) -> Table:
+    cells = study.of_family("multilayer")
+    if not cells:
+        return empty_table("Multi-layer contrast", "multilayer", ["cell", "layers", "level", "accuracy_mean"])
+    probes = ["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi"]
+    return comparison_table(study, comp, cells, ["accuracy"], ["layers", "level", "k", "alpha"],
+                            "Multi-layer contrast: layer sets x level",
+                            "layers: the encoder layers whose SupCon terms are averaged (hidden-state index, "
+                            "negative = from the top); level: token (top-k tokens of the layer) or sentence "
+                            "([CLS] of the layer and its dropout view). Probes of the final [CLS] on the right.",
+                            extra=cell_stats(study, study.ordered(cells), probes).drop(columns=["family", "seeds"]),
+                            extra_metrics=probes)
+
+
+def token_k_alpha(study: Study, comp: pd.DataFrame) -> Table:
+    """Markdown: a pivot, rows k (and any other swept key), columns alpha, entries test accuracy
+    mean ± std with ✱ where its difference to the baseline is real. CSV: one row per cell."""
+    cells = study.of_family("token")
+    if not cells:
+        return empty_table("Token-level contrast: k x alpha", "token", ["cell", "k", "alpha", "accuracy_mean"])
+    long = comparison_table(study, comp, cells, ["accuracy"], ["k", "alpha"], "")
+    num = long.numeric
+    rows = [k for k in param_keys(study, cells, ["k", "alpha"]) if k != "alpha"]
+    tok = num[num["cell"].isin(cells)].copy()
+    tok["entry"] = [f"{fmt_ms(r['accuracy_mean'], r['accuracy_std'], r['seeds'])}{' ' + SIG if r['significant'] else ''}"
+                    for _, r in tok.iterrows()]
+    alphas = list(dict.fromkeys(sorted(tok["alpha"], key=_num_key)))
+    tok["_row"] = [" / ".join(str(r[k]) for k in rows) for _, r in tok.iterrows()]
+    row_order = sorted(dict.fromkeys(tok["_row"]), key=lambda s: [_num_key(x) for x in s.split(" / ")])
+    pivot = tok.pivot_table(index="_row", columns="alpha", values="entry", aggfunc="first").reindex(
+        index=row_order, columns=alphas)
+    shown = pivot.reset_index().rename(columns={"_row": " / ".join(rows) + " \\ α"})
+    shown.columns = [str(c) if i == 0 else f"α = {c}" for i, c in enumerate(shown.columns)]
+    shown = shown.fillna("")
+    refs = "; ".join(f"{r['cell']}: {fmt_ms(r['accuracy_mean'], r['accuracy_std'], r['seeds'])}"
+                     for _, r in num[~num["cell"].isin(cells)].iterrows())
+    note = (f"Test accuracy, mean ± std over seeds, by k (rows) and contrastive weight α (columns). "
+            f"Baseline and references: {refs}. "
+            f"{SIG} = the 95% paired-bootstrap interval of Δ = cell − reference accuracy excludes zero; "
+            f"the CSV has every cell's Δ, interval and p (and the baseline as its first row).")
+    return Table("Token-level contrast: k x alpha", note, shown, num)
+
+
+def _num_key(x):
+    try:
+        return (0, float(x), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(x))
+
+
+TABLES = {"headline": headline, "rdrop": rdrop, "scl_views": scl_views, "token_k_alpha": token_k_alpha,
+          "cluster": cluster, "representation": representation, "multilayer": multilayer}
