@@ -11,8 +11,9 @@ machine): forward + backward + grad-norm clipping + AdamW step, every variant on
 model and batch, interleaved (each repeat runs every variant once, in a rotated order) after
 warm-up; the median per variant is reported as a ratio to the baseline's median of the same run.
 
-Peak memory: each variant in its own subprocess (fresh interpreter, model, 3 steps), reporting
-the process's peak resident set (ru_maxrss, what `train` reports as peak_memory_mb on a CPU) and
+Memory: each variant in its own subprocess (fresh interpreter, model, 3 steps), reporting the
+activation memory autograd saves for the backward pass of one step (distinct tensor storages,
+parameters excluded; exact and what differs between families), the process's peak resident set (ru_maxrss, what `train` reports as peak_memory_mb on a CPU) and
 its growth over the steps (peak RSS minus the RSS before the first step: a lower bound on the
 step's working memory, since allocator caching and the load peak blur it). On CUDA the worker
 also reports torch.cuda.max_memory_allocated over the steps, which is exact.
@@ -128,6 +129,26 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def saved_for_backward_mb(model, objective, batch) -> float:
+    """Bytes of the distinct tensors autograd keeps for the backward pass of one forward (the
+    activation memory a family adds; parameters excluded): exact, allocator-independent."""
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    weights |= {p.untyped_storage().data_ptr() for p in objective.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in weights:
+            storages[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = objective(model, batch)["loss"]
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(storages.values()) / 2**20
+
+
 def memory_worker(label: str, device) -> dict:
     model, objectives, params, opt = setup(device, labels={label})
     batch = corpus_batch(device)
@@ -137,7 +158,8 @@ def memory_worker(label: str, device) -> dict:
     before = _rss_mb()
     for _ in range(3):
         step(model, objectives[label], params, opt, batch, device)
-    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "saved_activations_mb": saved_for_backward_mb(model, objectives[label], batch)}
     out["rss_growth_mb"] = max(0.0, out["peak_rss_mb"] - before)
     if device.type == "cuda":
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -189,10 +211,12 @@ def main() -> None:
                      "step_times_s": times[label], **memory.get(label, {})})
     print(f"device {device}, {args.clock} clock, torch threads {torch.get_num_threads()}, batch {tuple(batch['input_ids'].shape)}, "
           f"{repeats} interleaved repeats, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'variant':28s} {'median s':>9s} {'ratio':>6s} {'target':>7s} {'peak RSS MB':>12s} {'RSS growth MB':>14s}")
+    print(f"{'variant':28s} {'median s':>9s} {'ratio':>6s} {'target':>7s} {'saved act. MB':>13s} "
+          f"{'peak RSS MB':>12s} {'RSS growth MB':>14s}")
     for r in rows:
         tgt = f"<={r['target']:.2f}" if r["target"] else ""
         print(f"{r['variant']:28s} {r['median_step_s']:9.4f} {r['ratio']:6.2f} {tgt:>7s} "
+              f"{r.get('saved_activations_mb', float('nan')):13.1f} "
               f"{r.get('peak_rss_mb', float('nan')):12.0f} {r.get('rss_growth_mb', float('nan')):14.1f}"
               + (f"  cuda peak {r['cuda_step_peak_mb']:.1f} MB" if "cuda_step_peak_mb" in r else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
