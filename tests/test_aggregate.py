@@ -178,3 +178,27 @@ def test_outputs_follow_the_families_in_the_grid():
     assert "results/figures/forest.png" in only_baseline.values()
     assert not any("rdrop" in p or "token" in p or "multilayer" in p for p in only_baseline.values())
     assert {o.name for o in planned(["baseline", "token"])} >= {"token_k_alpha", "tsne_k_alpha"}
+
+
+def test_cells_are_compared_with_their_compare_to_reference_listed_after_the_baseline(tmp_path):
+    """token cells compared with `lora`: Δ is to lora's accuracy, and lora's row follows the baseline's."""
+    grid = {"baseline": ("baseline", base_correct, "baseline"), "lora": ("baseline", better, "baseline"),
+            "token_k30_alpha0.2": ("token", better, "lora"), "token_k60_alpha0.2": ("token", base_correct, "lora")}
+    rows = []
+    for cell, (family, correct, ref) in grid.items():
+        d = tmp_path / cell / "seed1"
+        write_run(d, cell, 1, family, {}, correct(1))
+        k = int(cell.split("_k")[1].split("_")[0]) if family == "token" else None
+        sweep = {"k": k, "alpha": 0.2} if k else {}
+        rows.append({"cell": cell, "seed": 1, "family": family, "reference": ref, "sweep": sweep, "params": sweep,
+                     "dir": str(d)})
+    outputs = {"headline_csv": str(tmp_path / "headline.csv"), "token_k_alpha_csv": str(tmp_path / "token.csv"),
+               "token_k_alpha_md": str(tmp_path / "token.md")}
+    aggregate(rows, outputs, n_boot=500)
+    token = pd.read_csv(tmp_path / "token.csv").set_index("cell")
+    assert token.index.tolist() == ["baseline", "lora", "token_k30_alpha0.2", "token_k60_alpha0.2"]
+    assert token.loc["token_k30_alpha0.2", "reference"] == "lora"
+    assert token.loc["token_k30_alpha0.2", "delta"] == pytest.approx(0.0)
+    assert token.loc["token_k60_alpha0.2", "delta"] == pytest.approx(-0.08)
+    assert token.loc["token_k60_alpha0.2", "significant"] and not token.loc["token_k30_alpha0.2", "significant"]
+    assert "lora: 0.8800" in (tmp_path / "token.md").read_text()

@@ -86,8 +86,9 @@ def aggregate_rows():
 
 def aggregate_outputs(named=False):
     """The tables (md, csv, html) and figures (png) of this grid: those of a family only when the
-    grid has cells of it (contrastlab.aggregate.outputs). named: {key: path} for the rule, the HTML
-    tables and the figures marked for the report with their captions (../report/<name>.rst)."""
+    grid has cells of it (contrastlab.aggregate.outputs). named: {key: path} for the rule, with
+    the figures and tables (HTML to read, CSV to download) marked for the report, each with its
+    caption ../report/<name>.rst."""
     from contrastlab.aggregate.outputs import OUTPUTS, output_paths
 
     paths = output_paths(R, {c.family for c in CELLS})
@@ -96,10 +97,12 @@ def aggregate_outputs(named=False):
     outputs = {o.name: o for o in OUTPUTS}
     for key, path in paths.items():
         name, _, ext = os.path.basename(path).rpartition(".")
-        if ext in ("png", "html"):
-            kind = "figure" if ext == "png" else "table"
-            paths[key] = report(path, caption=f"../report/{name}.rst", category=kind.capitalize() + "s",
-                                labels={kind: outputs[name].title})
+        if ext == "png":
+            paths[key] = report(path, caption=f"../report/{name}.rst", category="Figures",
+                                labels={"figure": outputs[name].title})
+        elif ext in ("html", "csv"):
+            paths[key] = report(path, caption=f"../report/{name}.rst", category="Tables",
+                                labels={"table": outputs[name].title, "format": ext})
     return paths
 
 

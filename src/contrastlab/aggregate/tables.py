@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,9 @@ LABELS = {"accuracy": "accuracy", "roc_auc": "ROC-AUC", "macro_f1": "macro-F1", 
 DIGITS = {"train_time_s": 1, "step_time_s": 3, "step_time_ratio": 2, "peak_memory_mb": 0, "memory_ratio": 2}
 LOWER_IS_BETTER = {"alignment", "uniformity", "inter_cos"}
 DELTA_HEAD = "Δ accuracy [95% CI]"
+CSS = ("body{font-family:sans-serif;font-size:13px} p{max-width:60em} table{border-collapse:collapse} "
+       "th,td{padding:3px 9px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap} "
+       "th:first-child,td:first-child{text-align:left}")
 
 
 @dataclass
@@ -42,8 +46,12 @@ class Table:
         return f"# {self.title}\n\n{self.note}\n\n{body}\n"
 
     def html(self) -> str:
+        """A standalone page (the report embeds it): title, note, the table; **x** becomes bold."""
         body = self.shown.to_html(index=False, escape=True, na_rep="", border=0) if len(self.shown) else ""
-        return (f"<h3>{html.escape(self.title)}</h3>\n<p>{html.escape(self.note)}</p>\n{body}\n")
+        body = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", body)
+        return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(self.title)}</title>"
+                f"<style>{CSS}</style></head><body>\n<h3>{html.escape(self.title)}</h3>\n"
+                f"<p>{html.escape(self.note)}</p>\n{body}\n</body></html>\n")
 
     def write(self, md=None, csv=None, html_path=None) -> None:
         for path, text in ((md, self.markdown), (html_path, self.html)):
@@ -144,7 +152,9 @@ def delta_note(study: Study, cells: list[str], comp: pd.DataFrame) -> str:
     n_test = f" on the same {int(n_test.max())} test examples" if len(n_test) else ""
     refs = sorted(set(comp.loc[comp["cell"].isin(cells) & comp["diff"].notna(), "reference"]))
     vs = study.baseline if refs in ([], [study.baseline]) else "its reference (column `vs`)"
-    return (f"Mean ± std over {n_seeds}. Δ = cell − {vs} test accuracy, with a 95% paired-bootstrap "
+    spread = ("One seed per cell: no ± std, and the interval covers only the test-set noise, not the "
+              "seed-to-seed spread." if seeds == [1] else f"Mean ± std over {n_seeds}.")
+    return (f"{spread} Δ = cell − {vs} test accuracy, with a 95% paired-bootstrap "
             f"interval{n_test} (examples and seeds resampled); {SIG} = the interval excludes zero "
             f"(a real difference), no mark = within the noise. p: two-sided bootstrap p-value, "
             f"not adjusted for the number of cells (the CSV has Holm-adjusted p and McNemar p).")
@@ -211,7 +221,9 @@ def representation(study: Study, comp: pd.DataFrame) -> Table:
         top = (means == best).to_numpy() if (means != best).any() else np.zeros(len(means), bool)  # no bold on a tie
         shown[LABELS[m]] = [f"**{s}**" if t else s for t, s in zip(top, col)]
     seeds = sorted(set(stats["seeds"]))
-    note = (f"Mean ± std over {seeds[0] if len(seeds) == 1 else 'the'} seeds of probes of the final-layer [CLS] "
+    over = ("One seed per cell (no ± std):" if seeds == [1] else
+            f"Mean ± std over {seeds[0] if len(seeds) == 1 else 'the'} seeds of")
+    note = (f"{over} probes of the final-layer [CLS] "
             "on the probe split: linear-SVM and 1-NN accuracy (k-fold CV, standardised features), k-means "
             "ARI/NMI (k = number of classes), silhouette, alignment and uniformity (Wang & Isola; lower is "
             "better, marked ↓). Bold = best in its column; these probes are not paired per example, so "
