@@ -141,21 +141,24 @@ def test_snakemake_retries_a_preempted_training_job_which_resumes_while_a_failed
         _wait_for_steps(log, snake, 3)
         trainer = _training_process(snake.pid)
         trainer.send_signal(signal.SIGTERM)
-        assert trainer.wait(120) == 128 + signal.SIGTERM
         snake.wait(600)
     finally:
         if snake.poll() is None:
             snake.send_signal(signal.SIGINT)
             snake.wait(60)
-    text = log.read_text()
-    assert "checkpoint written" in text and "resuming baseline from epoch 1" in text, run_log.read_text()[-3000:]
+    run = run_log.read_text()
+    # the first attempt checkpointed and exited 143; Snakemake retried it (and emptied the rule's log
+    # for the new attempt, so the first attempt's lines are only in Snakemake's output) ...
+    assert re.search(r"signal 15: checkpoint written at step \d+", run) and "exit status 143" in run, run[-3000:]
+    # ... and the retry resumed from the checkpoint, which Snakemake kept: it is no declared output
+    assert re.match(r".*resuming baseline from epoch 1, step \d+", log.read_text()), log.read_text()[:2000]
     _assert_same_result(_cell_dir(tmp_path), _cell_dir(reference))
 
     assert snake.returncode != 0  # the broken cell failed ...
     assert not (_cell_dir(tmp_path, "broken") / "metrics.json").exists()
     assert "the loss is" in (tmp_path / "results/logs/train/broken/seed1.log").read_text()
     # ... and the next run of the same targets redoes only it
-    out = subprocess.run(_snakemake(tmp_path, config, "-n", "--quiet", "rules", *targets), env=_env(),
+    out = subprocess.run(_snakemake(tmp_path, config, "-n", *targets, "--quiet", "rules"), env=_env(),
                          capture_output=True, text=True)
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout + out.stderr, re.M))
     assert planned == {"train": "1", "total": "1"}, out.stdout + out.stderr
