@@ -199,8 +199,10 @@ def main() -> None:
     global clock
     clock = CLOCKS[args.clock]
     repeats = args.repeats or (3 if args.quick else 15)
-    times, batch = time_all(device, repeats)
+    # memory first: Linux carries a parent's peak RSS into its children (ru_maxrss survives fork
+    # and exec), so the workers must start while this process is still small
     memory = {} if args.no_memory else measure_memory(args.device, args.threads)
+    times, batch = time_all(device, repeats)
     base = statistics.median(times["baseline"])
     rows = []
     for label, family, params, target in VARIANTS:
