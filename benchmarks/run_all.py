@@ -31,13 +31,15 @@ BENCHMARKS = [
      {"OMP_WAIT_POLICY": "PASSIVE"}, 420),
     ("family_cost", "family_cost.py", ["--repeats", "7"], {}, 600),
     ("embed_speed", "embed_speed.py", [], {}, 420),
-    ("probe_speed", "probe_speed.py", [], {}, 600),
+    # full probe_speed (two 20,000-point sizes, sklearn t-SNE reference) takes >10 min on 2 cores:
+    # make bench runs its 3,000-point mode; run the script alone for the full figures
+    ("probe_speed", "probe_speed.py", ["--quick"], {}, 600),
     ("dag_timing", "dag_timing.py", [], {}, 420),
 ]
 
 
 def run(name, script, extra, env, timeout, quick: bool) -> dict:
-    cmd = [sys.executable, str(HERE / script), *(["--quick"] if quick else []), *extra]
+    cmd = [sys.executable, str(HERE / script), *(["--quick"] if quick and "--quick" not in extra else []), *extra]
     print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
     t = time.perf_counter()
     try:
@@ -45,8 +47,9 @@ def run(name, script, extra, env, timeout, quick: bool) -> dict:
                               env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env})
         rc, out = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as e:
-        rc, out = "timeout", f"{e.stdout or ''}{e.stderr or ''}"
-        out = out.decode() if isinstance(out, bytes) else out
+        def text(x):
+            return x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+        rc, out = "timeout", text(e.stdout) + text(e.stderr)
     wall = time.perf_counter() - t
     tail = "\n".join(line for line in out.splitlines() if "Loading weights" not in line and "it/s]" not in line)
     print(tail[-2500:], flush=True)
@@ -139,7 +142,9 @@ def section_embed(r: dict) -> list[str]:
 
 
 def section_probe(r: dict) -> list[str]:
-    lines = [f"From `probe_speed.py` (colleague's). Goal: time ratio ours / reference <= {r['goal_ratio']}; "
+    scope = ("`--quick` mode (one 3,000 x 384 size; make bench's choice, the full run takes >10 min here)"
+             if r.get("quick") else "full mode")
+    lines = [f"From `probe_speed.py` (colleague's), {scope}. Goal: time ratio ours / reference <= {r['goal_ratio']}; "
              f"measured overall **{r['overall_ratio']:.2f}x** {_verdict(r['overall_ratio'] <= r['goal_ratio'])}; "
              f"all metrics agree within tolerance: {r['all_agree']}.", "",
              "| size | stage | ours s | reference s | ratio |", "|---|---|---:|---:|---:|"]
@@ -154,10 +159,16 @@ def section_dag(r: dict) -> list[str]:
     lines = [f"Jobs planned: {r['jobs_planned']}; the default run's outputs faked finished: {r['default_outputs']} "
              f"files; the tiny study's real run took {r['tiny_full_run_s']:.0f} s and its no-op found nothing to do: "
              f"{r['tiny_noop_nothing_to_do']}. {r['repeats']} interleaved repeats, median.", "",
-             f"| command | median s | over the floor | verdict (<= {r['rows'][1]['goal_s']:.0f} s) |",
-             "|---|---:|---:|---|"]
+             f"| command | median s | over the floor | minus the floor (s) | verdict (<= {r['rows'][1]['goal_s']:.0f} s) |",
+             "|---|---:|---:|---:|---|"]
+    floor = r["rows"][0]["median_s"]
     for row in r["rows"]:
-        lines.append(f"| {row['what']} | {row['median_s']:.2f} | {row['over_floor']:.1f}x | {_verdict(row['met'])} |")
+        lines.append(f"| {row['what']} | {row['median_s']:.2f} | {row['over_floor']:.1f}x | "
+                     f"{row['median_s'] - floor:.2f} | {_verdict(row['met'])} |")
+    if floor > 5:
+        lines.append("\nThe floor itself is slow here: on import, snakemake-executor-plugin-slurm runs "
+                     "`scontrol show config`, which waits ~9 s when the machine has SLURM clients but no "
+                     "slurmctld answers. The DAG's own cost is the 'minus the floor' column.")
     lines += [f"- {n}" for n in r.get("notes", [])]
     return lines
 
@@ -215,15 +226,21 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="only rewrite RESULTS.md from the JSON files")
     args = ap.parse_args()
     started = time.time()
-    runs = {}
+    runs, wall, quick = {}, None, args.quick
+    meta = RESULTS / "run_all.json"
+    if args.report_only and meta.exists():  # keep the last real invocation's run table and wall time
+        last = json.loads(meta.read_text())
+        runs, started, wall, quick = last["runs"], last["started"], last["wall_s"], last["quick"]
     if not args.report_only:
         for name, script, extra, env, timeout in BENCHMARKS:
             if args.only and name not in args.only:
                 continue
             runs[name] = run(name, script, extra, env, timeout, args.quick)
-    wall = time.time() - started if runs else None
-    write_report(runs, started if runs else 0.0, wall, args.quick)
-    failed = [n for n, r in runs.items() if r["rc"] != 0]
+    if not args.report_only:
+        wall = time.time() - started if runs else None
+        meta.write_text(json.dumps({"runs": runs, "started": started, "wall_s": wall, "quick": quick}, indent=2))
+    write_report(runs, started if runs else 0.0, wall, quick)
+    failed = [n for n, r in runs.items() if r["rc"] != 0 and not args.report_only]
     if failed:
         print(f"failed: {', '.join(failed)}")
         sys.exit(1)

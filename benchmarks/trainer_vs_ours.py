@@ -219,8 +219,8 @@ def summarise(turns: list[tuple[float, int]]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="96 examples, 1 epoch: a smoke test")
-    ap.add_argument("--n-train", type=int, default=640, help="training examples (stratified subset)")
-    ap.add_argument("--n-test", type=int, default=500, help="test examples (max_eval)")
+    ap.add_argument("--n-train", type=int, default=2000, help="training examples (stratified subset)")
+    ap.add_argument("--n-test", type=int, default=1000, help="test examples (max_eval)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
