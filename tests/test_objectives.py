@@ -177,3 +177,45 @@ def test_out_of_range_layer_fails_at_build_naming_the_range(setup):
     model, _ = setup
     with pytest.raises(ValueError, match="out of range"):
         build_objective("multilayer", {"layers": [0, 40]}, model)
+
+
+@pytest.mark.parametrize("family,params", [("scl", {"views": "multi", "layer": -2}),
+                                           ("token", {"k": 4}), ("simcse", {"stages": 1})])
+def test_forward_group_over_micro_batches_equals_one_forward_over_their_union(setup, family, params):
+    """The effective-batch contrast set: two micro-batches in one call give the loss and gradient
+    of one batch holding both (dropout off), and anchors find positives across micro-batches."""
+    model, batch = setup
+    model.eval()  # no dropout: both sides see the same views
+    objective = build_objective(family, params, model)
+    halves = [_trim({k: v[i:i + 2] for k, v in batch.items()}) for i in (0, 2)]  # labels [0, 1] in each
+    union = _trim({k: v[:4] for k, v in batch.items()})
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    losses, grads = [], []
+    for call in (lambda: objective.forward_group(model, halves), lambda: objective(model, union)):
+        model.zero_grad(set_to_none=True)
+        out = call()
+        out["loss"].backward()
+        losses.append(out["loss"].item())
+        grads.append([p.grad.clone() for p in trainable if p.grad is not None])
+        if family != "simcse":
+            assert out["supcon"].item() > 0  # labels 0 and 1 have their positives in the other half
+    model.train()
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert len(grads[0]) == len(grads[1]) > 0
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _trim(batch):
+    """Cut the padding columns no row of the batch uses (each micro-batch pads to its longest)."""
+    width = int(batch["attention_mask"].sum(1).max())
+    return {k: v[:, :width] if v.dim() == 2 else v for k, v in batch.items()}
+
+
+def test_supcon_of_one_micro_batch_alone_finds_no_positive_where_the_union_does(setup):
+    model, batch = setup
+    model.eval()
+    objective = build_objective("scl", {}, model)
+    half = {k: v[:2] for k, v in batch.items()}  # labels [0, 1]: no anchor has a positive
+    assert objective(model, half)["supcon"].item() == 0.0
+    model.train()

@@ -130,3 +130,26 @@ def _assert_same_run(reference_run, out, metrics):
     np.testing.assert_allclose(h["loss"], h_ref["loss"], rtol=1e-6)
     np.testing.assert_allclose(h["grad_norm"], h_ref["grad_norm"], rtol=1e-5)
     pd.testing.assert_frame_equal(pd.read_csv(out / "predictions.csv"), pd.read_csv(ref_out / "predictions.csv"))
+
+
+@pytest.mark.parametrize("contrast_set,size", [("effective", 32), ("micro_batch", 16)])
+def test_contrast_set_is_the_effective_batch_unless_configured_per_micro_batch(
+        cfg, prepared, tmp_path, monkeypatch, contrast_set, size):
+    from contrastlab.losses import SupConLoss
+
+    seen = []
+    forward = SupConLoss.forward
+
+    def recording(self, views, labels, view_mask=None, memory=None):
+        seen.append(len(labels))
+        return forward(self, views, labels, view_mask, memory)
+
+    monkeypatch.setattr(SupConLoss, "forward", recording)
+    d = cfg.to_dict()
+    scl = CellConfig.from_dict({**d, "cell": "scl", "family": "scl",
+                                "train": {**d["train"], "epochs": 1, "contrast_set": contrast_set}})
+    metrics = train(scl, prepared, tmp_path)
+    # 200 examples: 12 micro-batches of 16 and one of 8 (shuffled in) -> 7 optimizer steps;
+    # one loss call per step over up to 32 examples, or one per micro-batch over up to 16
+    assert metrics["steps"] == 7 and sum(seen) == 200 and max(seen) == size
+    assert len(seen) == (7 if contrast_set == "effective" else 13)

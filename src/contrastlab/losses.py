@@ -9,11 +9,12 @@ Every contrastive loss is called as
   including the other views of the same sample. Unsupervised (SimCSE) passes the sample index.
 - `view_mask`: False marks a padding view (a sample with fewer real tokens than k, an empty
   cluster); it is neither an anchor nor in any anchor's contrast set.
-- `memory`: `(features [M, D], labels [M])` of earlier micro-batches (detached, see
+- `memory`: `(features [M, D], labels [M])` of earlier contrast sets (detached, see
   `MemoryQueue`); they join every anchor's contrast set but are never anchors.
 
 Conventions, each with a test:
-- The contrast set of an anchor is every other valid view of the micro-batch plus the memory.
+- The contrast set of an anchor is every other valid view of the call plus the memory; the
+  training loop passes the whole effective batch in one call (`train.contrast_set`).
 - An anchor with no positive in its contrast set is not counted (no loss, never NaN); the loss
   is the mean over the anchors that have one, and 0 (still in the graph) when none has.
 - A batch of one class has no negatives; SupCon is then still defined (Khosla et al.) and finite.
@@ -166,13 +167,13 @@ def symmetric_kl(logits1, logits2, reduction: str = "batchmean"):
 
 
 class MemoryQueue:
-    """The views and labels of the last `size` micro-batches, detached, as extra contrasts.
+    """The views and labels of the last `size` contrast sets, detached, as extra contrasts.
 
-    Under gradient accumulation (`grad_accum` micro-batches per optimizer step) each micro-batch's
-    anchors are contrasted with its own views (with gradient) and the queue's views: the previous
-    `size` micro-batches, whether of the same optimizer step or of earlier ones (older weights),
-    without gradient. `size >= grad_accum - 1` therefore covers at least the effective batch. The
-    queue is not checkpointed: a resumed run starts with it empty.
+    A contrast set is what one loss call sees with gradient: under `train.contrast_set`
+    "effective" (default) every micro-batch of an optimizer step, so the queue holds the last
+    `size` effective batches (older weights); under "micro_batch" one micro-batch, so
+    `size >= grad_accum - 1` reaches back over the step's earlier micro-batches, without
+    gradient. The queue is not checkpointed: a resumed run starts with it empty.
     """
 
     def __init__(self, size: int):
@@ -181,13 +182,13 @@ class MemoryQueue:
         self.items: deque = deque(maxlen=size)
 
     def get(self) -> Memory:
-        """(features [M, D], labels [M]) of the queued micro-batches, or None while empty."""
+        """(features [M, D], labels [M]) of the queued contrast sets, or None while empty."""
         if not self.items:
             return None
         return torch.cat([f for f, _ in self.items]), torch.cat([l for _, l in self.items])
 
     def push(self, views, labels, view_mask=None) -> None:
-        """Add a micro-batch's valid views [B, V, D] (detached) with their labels [B]."""
+        """Add a contrast set's valid views [B, V, D] (detached) with their labels [B]."""
         feats, labs = _flatten(views.detach(), labels.detach(), view_mask)
         self.items.append((feats, labs))
 

@@ -141,16 +141,23 @@ def train(cfg: CellConfig, prepared_dir: str | Path, out_dir: str | Path) -> dic
 
 def _optimizer_step(cfg, model, optimizer, scheduler, trainable, group, ids, labels, pad_id, device,
                     epoch, step) -> dict:
-    """One optimizer step over `group` micro-batches; the loss is the mean over the effective batch."""
-    n_total = sum(len(idx) for idx in group)
+    """One optimizer step over `group` micro-batches; the loss is the mean over the effective batch.
+
+    A contrastive objective under train.contrast_set "effective" sees every micro-batch in one
+    call (the contrast set is the effective batch) and backpropagates once; otherwise each
+    micro-batch backpropagates its share at once, which bounds memory to one micro-batch."""
+    batches = [collate(ids, idx, pad_id, labels, device) for idx in group]
+    if model.objective.couples_batch and cfg.train.contrast_set == "effective":
+        parts = [(model.objective.forward_group(model, batches), 1.0)]
+    else:
+        n_total = sum(len(idx) for idx in group)
+        parts = ((model.objective(model, batch), len(batch["labels"]) / n_total) for batch in batches)
     sums: dict[str, float] = {}
-    for idx in group:
-        batch = collate(ids, idx, pad_id, labels, device)
-        terms = model.objective(model, batch)
+    for terms, weight in parts:  # lazily: a micro-batch's graph is freed before the next is built
         _check_finite(cfg, "the loss", terms["loss"], epoch, step, terms)
-        (terms["loss"] * (len(idx) / n_total)).backward()
+        (terms["loss"] * weight).backward()
         for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx) / n_total
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * weight
     grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm)
     _check_finite(cfg, "the gradient norm", grad_norm, epoch, step)
     lrs = {g["name"].removesuffix("_nodecay"): g["lr"] for g in optimizer.param_groups}

@@ -10,7 +10,8 @@ tensors: "loss" (what is backpropagated) and one entry per term ("ce", "supcon",
 the training loop logs as `loss_<term>`. Any parameters the objective owns (a projection
 head) train with the head's learning rate and are saved with the weights.
 
-`batch` holds "input_ids" and "attention_mask" [B, T] and "labels" [B].
+`batch` holds "input_ids" and "attention_mask" [B, T] and "labels" [B]. An objective whose
+loss couples the samples of a batch (`couples_batch`) also has `forward_group(model, batches)`.
 """
 from __future__ import annotations
 
@@ -35,7 +36,16 @@ FAMILIES = {
 
 
 class Objective(nn.Module):
+    # True when a sample's loss depends on the other samples of its batch (a contrastive term).
+    # Under train.contrast_set "effective" the training loop then calls `forward_group` once with
+    # every micro-batch of the optimizer step, so the contrast set is the effective batch.
+    couples_batch = False
+
     def forward(self, model, batch) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def forward_group(self, model, batches: list[dict]) -> dict:  # pragma: no cover - interface
+        """The terms over the union of `batches`, as if they were one batch."""
         raise NotImplementedError
 
 

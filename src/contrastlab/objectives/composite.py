@@ -36,7 +36,7 @@ class ContrastParams:
     ce: str = "ce"  # classification term: "ce" or "focal" (focal CE)
     focal_gamma: float = 2.0  # focal CE
     proj_dim: int | None = None  # projection head: linear to proj_dim before the loss (then L2)
-    memory: int = 0  # past micro-batches of detached views added to the contrast set (0 = off)
+    memory: int = 0  # past contrast sets (see train.contrast_set) of detached views added to it (0 = off)
 
     def __post_init__(self):
         if self.alpha < 0 or (self.weighting == "convex" and self.alpha > 1):
@@ -50,11 +50,12 @@ class ContrastParams:
         if self.proj_dim is not None and self.proj_dim < 1:
             raise ValueError(f"loss.proj_dim must be >= 1 or null, got {self.proj_dim}")
         if self.memory < 0:
-            raise ValueError(f"loss.memory must be >= 0 micro-batches, got {self.memory}")
+            raise ValueError(f"loss.memory must be >= 0 contrast sets, got {self.memory}")
 
 
 class ContrastiveObjective(Objective):
     supervised = True  # labels decide positives; SimCSE uses each sample's identity instead
+    couples_batch = True
 
     def __init__(self, params: ContrastParams, hidden_size: int):
         super().__init__()
@@ -71,10 +72,18 @@ class ContrastiveObjective(Objective):
         raise NotImplementedError
 
     def forward(self, model, batch):
-        labels = batch["labels"]
-        cls, groups = self.views(model, batch)
-        logits = model.head(cls)
+        return self.forward_group(model, [batch])
+
+    def forward_group(self, model, batches):
+        """Terms over the union of `batches` (the micro-batches of one optimizer step): CE is the
+        mean over all their samples, and every view of every batch is in each anchor's contrast
+        set. The encoder runs per batch (its padding stays per batch); all graphs live until the
+        caller's backward."""
+        encoded = [self.views(model, batch) for batch in batches]
+        labels = torch.cat([batch["labels"] for batch in batches])
+        logits = model.head(torch.cat([cls for cls, _ in encoded]))
         ce = self.focal(logits, labels) if self.focal else F.cross_entropy(logits, labels)
+        groups = [_concat_views(group) for group in zip(*(groups for _, groups in encoded))]
         con = torch.stack([self._contrast(i, v, m, labels) for i, (v, m) in enumerate(groups)]).mean()
         a = self.params.alpha
         loss = ce + a * con if self.params.weighting == "add" else (1 - a) * ce + a * con
@@ -91,3 +100,12 @@ class ContrastiveObjective(Objective):
         # queued SimCSE views are negatives of every anchor: a label no sample index takes
         queue.push(views, ids if self.supervised else torch.full_like(ids, -1), view_mask)
         return loss
+
+
+def _concat_views(parts) -> tuple:
+    """[(views [B_i, V, D], view_mask [B_i, V] | None), ...] -> (views [sum B_i, V, D], mask | None)."""
+    views = torch.cat([v for v, _ in parts])
+    if all(m is None for _, m in parts):
+        return views, None
+    masks = [torch.ones(v.shape[:2], dtype=torch.bool, device=v.device) if m is None else m.bool() for v, m in parts]
+    return views, torch.cat(masks)
