@@ -81,3 +81,19 @@ def test_unknown_probe_config_key_is_named():
     with pytest.raises(ValueError, match="probe.fold"):
         ProbeConfig.from_dict({"fold": 3})
     assert ProbeConfig.from_dict({"folds": 3}).folds == 3
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_svm_accuracy_equals_scikit_learn_pipeline_cross_validated_on_the_same_folds(n_classes):
+    """The per-(fold, class) tasks give LinearSVC's own one-vs-rest predictions."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    x, y = blobs(120, n_classes, dim=12, sep=0.6, seed=3)  # overlapping: errors exist
+    folds = folds_of(y, 5, seed=0)
+    ref = cross_val_score(make_pipeline(StandardScaler(), LinearSVC(dual=False)), x, y, cv=folds).mean()
+    ours = probe(x, y, FAST)["svm_acc"]
+    assert 0.5 < ref < 0.99
+    assert ours == pytest.approx(ref, abs=1e-12)
