@@ -202,3 +202,19 @@ def test_cells_are_compared_with_their_compare_to_reference_listed_after_the_bas
     assert token.loc["token_k60_alpha0.2", "delta"] == pytest.approx(-0.08)
     assert token.loc["token_k60_alpha0.2", "significant"] and not token.loc["token_k30_alpha0.2", "significant"]
     assert "lora: 0.8800" in (tmp_path / "token.md").read_text()
+
+
+def test_legend_labels_fall_back_to_cell_names_when_sweep_values_do_not_tell_cells_apart():
+    from contrastlab.aggregate.collect import CellInfo, Study
+    from contrastlab.aggregate.figures import _labels
+
+    def info(name, experiment, sweep, params):
+        return CellInfo(name, experiment, "scl", "baseline", sweep, params)
+
+    cells = {"scl_viewsone": info("scl_viewsone", "scl", {"views": "one"}, {"views": "one", "normalize": True}),
+             "scl_viewsmulti": info("scl_viewsmulti", "scl", {"views": "multi"}, {"views": "multi", "normalize": True}),
+             "scl_nonorm": info("scl_nonorm", "scl_nonorm", {}, {"views": "one", "normalize": False})}
+    study = Study(pd.DataFrame(), cells, "baseline")
+    assert _labels(study, ["scl_viewsone", "scl_viewsmulti"], ["views"]) == {
+        "scl_viewsone": "views=one", "scl_viewsmulti": "views=multi"}
+    assert _labels(study, list(cells), ["views"]) == {c: c for c in cells}  # two would read "views=one"

@@ -41,6 +41,16 @@ def _label(study: Study, cell: str, keys: list[str]) -> str:
     return ", ".join(vals) if vals else cell
 
 
+L2_COLORS, RAW_COLORS = ["C0", "C2", "C9", "C4"], ["C3", "C1", "C6"]
+
+
+def _labels(study: Study, cells: list[str], keys: list[str]) -> dict[str, str]:
+    """Legend labels: each cell's values of `keys`, or the cell names where those would not tell
+    the cells apart (experiments of one family that differ in unswept params, e.g. scl_nonorm)."""
+    labels = {c: _label(study, c, keys) for c in cells}
+    return labels if len(set(labels.values())) == len(labels) else {c: c for c in cells}
+
+
 def forest(study: Study, comp: pd.DataFrame, path) -> None:
     df = comp[comp["diff"].notna()].copy()
     if df.empty:
@@ -118,11 +128,11 @@ def loss_curves(study: Study, comp: pd.DataFrame, path) -> None:
     base = study.history(study.baseline)
     for i, (family, cells) in enumerate(panels):
         top, bottom = axes[2 * (i // ncol), i % ncol], axes[2 * (i // ncol) + 1, i % ncol]
-        keys = _sweep_keys(study, cells)
+        labels = _labels(study, cells, _sweep_keys(study, cells))
         for j, c in enumerate(cells):
             h = study.history(c)
             color, ls = f"C{j % 10}", "-" if j < 10 else "--"
-            _draw(top, h, "loss", _label(study, c, keys), color, ls)
+            _draw(top, h, "loss", labels[c], color, ls)
             _draw(bottom, h, _ce_columns(h), None, color, ls)
         if family != study.cells[study.baseline].family:
             _draw(bottom, base, _ce_columns(base), f"{study.baseline} (CE)", "k", "--", faint=False)
@@ -150,10 +160,16 @@ def grad_norm(study: Study, comp: pd.DataFrame, path) -> None:
     base = study.history(study.baseline)
     for i, (title, cells) in enumerate(panels):
         ax = axes[i // ncol, i % ncol]
-        keys = ["normalize"] if extra and i == 0 else _sweep_keys(study, cells)
+        colors = {c: f"C{j % 10}" for j, c in enumerate(cells)}
+        labels = _labels(study, cells, _sweep_keys(study, cells))
+        if extra and i == 0:  # the L2 panel: cool colours for L2-normalised cells, warm ones for raw
+            l2 = [c for c in cells if param_value(study, c, "normalize")]
+            raw = [c for c in cells if c not in l2]
+            colors = {**{c: L2_COLORS[k % len(L2_COLORS)] for k, c in enumerate(l2)},
+                      **{c: RAW_COLORS[k % len(RAW_COLORS)] for k, c in enumerate(raw)}}
+            labels = {c: f"{c} ({'L2' if c in l2 else 'raw'})" for c in cells}
         for j, c in enumerate(cells):
-            color = (("C0" if param_value(study, c, "normalize") else "C3") if extra and i == 0 else f"C{j % 10}")
-            _draw(ax, study.history(c), "grad_norm", _label(study, c, keys), color, "-" if j < 10 else "--")
+            _draw(ax, study.history(c), "grad_norm", labels[c], colors[c], "-" if j < 10 else "--")
         if study.baseline not in cells:
             _draw(ax, base, "grad_norm", study.baseline, "k", "--", faint=False)
         if any((study.history(c)["grad_norm"] > 0).any() for c in cells):
