@@ -32,7 +32,7 @@ report: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH $(SNAKEMAKE) --cores 1 --report results/report.zip
 
 test: $(STAMP)
-	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q
+	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q --durations=8
 
 lint: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH $(SNAKEMAKE) --lint

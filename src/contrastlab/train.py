@@ -64,7 +64,7 @@ def build(cfg: CellConfig, num_labels: int, device: torch.device):
 def _check_finite(cfg: CellConfig, what: str, value: torch.Tensor, epoch: int, step: int, terms=None):
     if not torch.isfinite(value).all():
         detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in (terms or {}).items())
-        raise NonFiniteLoss(f"cell {cfg.cell} (seed {cfg.seed}): {what} is {float(value)} at epoch "
+        raise NonFiniteLoss(f"cell {cfg.cell} (seed {cfg.seed}): {what} is {float(value.detach())} at epoch "
                             f"{epoch + 1}, optimizer step {step}" + (f" [{detail}]" if detail else ""))
 
 
