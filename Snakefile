@@ -1,14 +1,16 @@
 # contrastlab: ablation study of contrastive fine-tuning, one cell = one training run.
 # Per cell: prepare (shared) -> train -> embed -> probe -> plot; then aggregate over all cells.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A config file given with --configfile is the whole study: config.yaml is read only when none is.
+if not workflow.overwrite_configfiles:
 
-
-report: "workflow/report/workflow.rst"
+    configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"
@@ -20,7 +22,19 @@ include: "workflow/rules/plot.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# The report's first page states the study and its verdict once the aggregate has written it.
+report: LANDING if os.path.exists(LANDING) else "workflow/report/workflow.rst"
+
+
 rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+onsuccess:
+    write_status()
+
+
+onerror:
+    write_status()

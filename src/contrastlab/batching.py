@@ -1,31 +1,39 @@
-"""Micro-batches with dynamic padding: pad to the longest sequence of the batch, not to max_len.
+"""Optimizer steps and micro-batches with dynamic padding (pad to the batch's longest sequence).
 
-Training batches are length-grouped (sort within shuffled mega-batches, then shuffle the
-batches), which on short movie-review snippets cuts padding several-fold. The order of epoch
-e depends only on (seed, e), so a run resumed mid-epoch replays the same batches.
+The examples of each optimizer step are drawn first (the effective batch, `batch_size x
+grad_accum` examples, length-grouped: sorted within shuffled pools, then the steps shuffled),
+and only then split into micro-batches. So which examples share a step, and so the contrast set,
+does not depend on the micro-batch size: a retry that halves it (after running out of memory)
+trains on the same steps. The order of epoch e depends only on (seed, e), so a run resumed
+mid-epoch replays the same steps.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
-MEGABATCH = 50  # batches per sorted pool: large enough to group lengths, small enough to stay random
+POOL_STEPS = 25  # steps per sorted pool: large enough to group lengths, small enough to stay random
 
 
-def train_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """Index arrays of the epoch's micro-batches, length-grouped and shuffled reproducibly."""
+def epoch_steps(lengths: Sequence[int], step_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Index arrays of the epoch's optimizer steps (the last may be short), length-grouped."""
     rng = np.random.default_rng([seed, epoch])
     lengths = np.asarray(lengths)
     perm = rng.permutation(len(lengths))
-    pool = batch_size * MEGABATCH
-    batches = []
+    pool = step_size * POOL_STEPS
+    steps = []
     for start in range(0, len(perm), pool):
         chunk = perm[start:start + pool]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
+        steps += [chunk[i:i + step_size] for i in range(0, len(chunk), step_size)]
+    return [steps[i] for i in rng.permutation(len(steps))]
+
+
+def micro_batches(step: np.ndarray, micro: int) -> list[np.ndarray]:
+    """A step's examples as consecutive micro-batches of `micro` (its examples are length-sorted)."""
+    return [step[i:i + micro] for i in range(0, len(step), micro)]
 
 
 def eval_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
@@ -48,9 +56,3 @@ def collate(input_ids: Sequence[Sequence[int]], idx: np.ndarray, pad_id: int, la
     if labels is not None:
         batch["labels"] = torch.as_tensor(np.asarray(labels)[idx], dtype=torch.long).to(device)
     return batch
-
-
-def step_groups(batches: list, grad_accum: int) -> Iterator[list]:
-    """Consecutive groups of `grad_accum` micro-batches, one per optimizer step (the last may be short)."""
-    for i in range(0, len(batches), grad_accum):
-        yield batches[i:i + grad_accum]

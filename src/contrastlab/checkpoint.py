@@ -1,7 +1,11 @@
-"""Resumable training state: written atomically at each epoch's end and on preemption signals.
+"""Resumable training state: written atomically at epoch ends and on preemption signals.
 
-A checkpoint is reused only if it was written for the same cell fingerprint, so a cell whose
-config changed starts over instead of resuming someone else's run.
+A checkpoint holds what trained (not the frozen encoder), the optimizer, scheduler and gradient
+scaler, every random generator's state, and the loop's own state (step, history, best
+validation weights), so a resumed run equals an uninterrupted one. It is reused only if it was
+written for the same cell fingerprint, so a cell whose config changed starts over instead of
+resuming someone else's run. The micro-batch size is not part of the fingerprint: a retry that
+halves it after running out of memory resumes the same steps.
 """
 from __future__ import annotations
 
@@ -11,20 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .io import atomic_path
 
 
-def save(path: Path, *, fingerprint: str, model, optimizer, scheduler, epoch: int, step_in_epoch: int,
-         global_step: int, history: list[dict], elapsed_s: float) -> None:
+def save(path: Path, *, fingerprint: str, module: nn.Module, optimizer, scheduler, scaler=None, **loop) -> None:
     state = {
         "fingerprint": fingerprint,
-        "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        "trainable": {n: p.detach().cpu() for n, p in module.named_parameters() if p.requires_grad},
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-        "history": history, "elapsed_s": elapsed_s,
+        "scaler": scaler.state_dict() if scaler is not None else None,
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        "loop": loop,
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -38,27 +42,31 @@ def peek(path: Path, fingerprint: str) -> dict | None:
     return state if state["fingerprint"] == fingerprint else None
 
 
-def load(path: Path, fingerprint: str, model, optimizer, scheduler) -> dict | None:
-    """Restore the state saved at `path` into model/optimizer/scheduler/RNGs; None if absent or stale."""
+def load(path: Path, fingerprint: str, module: nn.Module, optimizer, scheduler, scaler=None) -> dict | None:
+    """Restore the state saved at `path` into module/optimizer/scheduler/scaler/RNGs and return
+    the loop's state; None if absent or stale."""
     state = peek(path, fingerprint)
     if state is None:
         return None
-    params = dict(model.named_parameters())
+    params = dict(module.named_parameters())
     with torch.no_grad():
         for n, t in state["trainable"].items():
             params[n].copy_(t)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"]["torch"])
     np.random.set_state(state["rng"]["numpy"])
     random.setstate(state["rng"]["python"])
     if state["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state
+    return state["loop"]
 
 
 class PreemptionFlag:
-    """Set by SIGTERM (what SLURM sends before killing a job) or SIGUSR1; the loop checks it at
+    """Set by SIGTERM (what SLURM sends before it kills a preempted or cancelled job) or SIGUSR1
+    (what the profile asks SLURM to send 5 minutes before the time limit); the loop checks it at
     each optimizer step, writes a checkpoint and exits so the job's retry resumes."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -86,3 +94,7 @@ class PreemptionFlag:
 
 class Preempted(SystemExit):
     """Raised after the checkpoint is written; exit status 128 + signal number, as if killed by it."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.cause = "time_limit" if signum == signal.SIGUSR1 else "preempted"

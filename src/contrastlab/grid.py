@@ -1,25 +1,30 @@
-"""The ablation grid as data: config.yaml's experiments x sweeps x seeds -> one row per cell.
+"""The ablation grid as data: a config's experiments x sweeps x seeds -> one `Cell` per run.
 
-An experiment is a named recipe: a family, its loss params, optional `model`/`train` overrides
-and a `sweep` (param -> list of values; a dotted name such as `model.max_len` sweeps another
-section). Its cells are the cartesian product of the sweep, named `<experiment>_<param><value>...`
-(`token_k8_alpha0.2`); each cell runs once per seed. Adding a sweep value adds cells, no code.
+An experiment is a named recipe: a family, its loss params, optional `data`/`model`/`train`
+overrides and a `sweep` (key -> list of values; a loss key by name, a key of another section as
+`data.few_shot_n`, `model.max_len`, `train.lr_head`). Its cells are the cartesian product of the
+sweep, named `<experiment>_<key><value>...` with the keys in sorted order (`token_alpha0.2_k8`),
+so that a name does not depend on how the YAML orders the keys: a formatter that sorts them
+renames nothing and reruns nothing. Each cell runs once per seed.
 
-Snakemake's Paramspace needs one column set shared by every row; families have different
-parameters, so the grid is this explicit table instead.
+Every error names the file, the key path (`experiments.token.sweep.k`), the value, the cell it
+would have made and what is allowed.
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from .cellconfig import CellConfig
+from . import families
+from .config import (SWEEP_SECTIONS, CellConfig, ConfigError, DataConfig, ModelConfig, StudyConfig, TrainConfig,
+                     validate)
 
-SECTIONS = ("model", "train")  # config sections an experiment may override or sweep
-RUNTIME_KEYS = ("device", "eval_batch_size", "log_every")
 CELL_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+SECTION_MODELS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
 @dataclass(frozen=True)
@@ -28,18 +33,18 @@ class Cell:
     experiment: str
     family: str
     seed: int
-    sweep: dict  # the swept values that name the cell
-    config: dict  # CellConfig.to_dict(): what train/embed get
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}/seed{self.seed}"
+    sweep: dict  # swept key -> value: what names the cell
+    config: CellConfig
 
 
-def _fmt(value) -> str:
+def fmt_value(value) -> str:
     if isinstance(value, (list, tuple)):
-        return "-".join(_fmt(v) for v in value)
+        return "-".join(fmt_value(v) for v in value)
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def cell_name(experiment: str, swept: dict) -> str:
+    return experiment + "".join(f"_{k.rpartition('.')[2]}{fmt_value(v)}" for k, v in sorted(swept.items()))
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -49,57 +54,92 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _set_dotted(cfg: dict, key: str, value) -> None:
-    section, _, name = key.rpartition(".")
-    target = cfg["loss"] if not section else cfg
-    for part in section.split(".") if section else []:
-        target = target.setdefault(part, {})
+def _set_dotted(target: dict, key: str, value) -> None:
+    *path, name = key.split(".")
+    for part in path:
+        target = target.setdefault(part, {}) if isinstance(target.get(part), dict) or part not in target else target[part]
     target[name] = value
 
 
-def experiment_cells(name: str, spec: dict, config: dict) -> list[Cell]:
-    spec = dict(spec or {})
-    family = spec.pop("family", name)
-    sweep = spec.pop("sweep", {}) or {}
-    unknown = set(spec) - {"loss", "compare_to", *SECTIONS}
-    if unknown:
-        raise ValueError(f"unknown key experiments.{name}.{sorted(unknown)[0]} "
-                         f"(known: family, loss, sweep, compare_to, {', '.join(SECTIONS)})")
+def _section_of(key: str) -> str:
+    return key.split(".", 1)[0] if "." in key else "loss"
+
+
+def _check_sweep(where: str, name: str, sweep: dict[str, list]) -> None:
     for key, values in sweep.items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"experiments.{name}.sweep.{key} must be a non-empty list, got {values!r}")
-    base = {"family": family, "loss": spec.get("loss") or {},
-            **{s: _merge(config.get(s, {}), spec.get(s, {})) for s in SECTIONS},
-            **{k: config.get("runtime", {})[k] for k in RUNTIME_KEYS if k in config.get("runtime", {})}}
+        section = _section_of(key)
+        if "." in key and section not in SWEEP_SECTIONS:
+            raise ConfigError(f"{where}: experiments.{name}.sweep.{key}: a dotted sweep key must start with one of "
+                              f"{', '.join(SWEEP_SECTIONS)} (loss keys are written without a section)")
+        if not values:
+            raise ConfigError(f"{where}: experiments.{name}.sweep.{key}: an empty list makes no cells")
+        seen = {}
+        for v in values:
+            r = json.dumps(v, sort_keys=True, default=str)
+            if r in seen:
+                raise ConfigError(f"{where}: experiments.{name}.sweep.{key}: the value {v!r} is listed twice "
+                                  f"(each value makes its own cells, e.g. {cell_name(name, {key: v})})")
+            seen[r] = v
+    shorts = [k.rpartition(".")[2] for k in sweep]
+    clash = sorted({s for s in shorts if shorts.count(s) > 1})
+    if clash:
+        raise ConfigError(f"{where}: experiments.{name}.sweep: keys {[k for k in sweep if k.endswith(clash[0])]} "
+                          f"would give cells the same names (each is named by its last part, {clash[0]!r})")
+
+
+def _where_set(name: str, section: str, field: str, values: dict) -> str:
+    """The key path a value came from: the sweep, else the experiment's override."""
+    key = field if section == "loss" else f"{section}.{field}"
+    if key in values:
+        return f"experiments.{name}.sweep.{key}"
+    return f"experiments.{name}.{section}"
+
+
+def experiment_cells(name: str, exp, study: StudyConfig, where: str) -> list[Cell]:
+    family = exp.family or name
+    if family not in families.NAMES:
+        what = (f"experiments.{name}.family = {family!r}: unknown family" if exp.family else
+                f"experiments.{name}: no family is given and {name!r} is not one (set family:)")
+        raise ConfigError(f"{where}: {what} (known: {', '.join(families.NAMES)})")
+    _check_sweep(where, name, exp.sweep)
+    base = {s: _merge(getattr(study, s).model_dump(), getattr(exp, s)) for s in SWEEP_SECTIONS}
+    keys = sorted(exp.sweep)
     cells = []
-    for values in itertools.product(*sweep.values()):
-        swept = dict(zip(sweep, values))
-        cell_name = name + "".join(f"_{k.rpartition('.')[2]}{_fmt(v)}" for k, v in swept.items())
-        if not CELL_NAME.match(cell_name):
-            raise ValueError(f"experiments.{name}: cell name {cell_name!r} has characters unsafe in a path")
-        for seed in config.get("seeds", [1]):
-            cfg = copy.deepcopy(base)
-            for k, v in swept.items():
-                _set_dotted(cfg, k, v)
-            cfg.update(cell=cell_name, seed=int(seed))
+    for combo in itertools.product(*(exp.sweep[k] for k in keys)):
+        swept = dict(zip(keys, combo))
+        cname = cell_name(name, swept)
+        if not CELL_NAME.match(cname):
+            raise ConfigError(f"{where}: experiments.{name}: cell name {cname!r} has characters unsafe in a path "
+                              "(letters, digits, _ . - only)")
+        sections: dict[str, Any] = {"loss": copy.deepcopy(exp.loss), **copy.deepcopy(base)}
+        for key, value in swept.items():
+            section = _section_of(key)
+            _set_dotted(sections[section], key if section == "loss" else key.split(".", 1)[1], value)
+        resolved = {}
+        for section, data in sections.items():
+            label = f"cell {cname}"
             try:
-                resolved = CellConfig.from_dict(cfg).to_dict()
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"experiments.{name}: {e}") from e
-            cells.append(Cell(cell_name, name, family, int(seed), swept, resolved))
+                if section == "loss":
+                    resolved[section] = families.parse_params(family, data, label, ()).model_dump()
+                else:
+                    resolved[section] = validate(SECTION_MODELS[section], data, label, ()).model_dump()
+            except ConfigError as e:
+                field = next((p for p in e.loc if isinstance(p, str)), "")
+                origin = _where_set(name, section, field, swept)
+                raise ConfigError(f"{where}: {origin} (cell {cname}): {e.detail}") from None
+        for seed in study.seeds:
+            cfg = CellConfig(cell=cname, family=family, seed=seed, **resolved)
+            cells.append(Cell(cname, name, family, seed, swept, cfg))
     return cells
 
 
-def expand_grid(config: dict) -> list[Cell]:
-    """Every cell x seed of the config, in config order; cell names must be unique."""
-    cells = [c for name, spec in (config.get("experiments") or {}).items()
-             for c in experiment_cells(name, spec, config)]
-    seen = {}
+def expand_grid(study: StudyConfig, where: str = "config") -> list[Cell]:
+    """Every cell x seed of the study, in config order; cell names must be unique."""
+    cells = [c for name, exp in study.experiments.items() for c in experiment_cells(name, exp, study, where)]
+    made_by = {}
     for c in cells:
-        if (c.name, c.seed) in seen and seen[(c.name, c.seed)] != c.experiment:
-            raise ValueError(f"cell name {c.name!r} is produced by experiments {seen[(c.name, c.seed)]!r} "
-                             f"and {c.experiment!r}: rename one")
-        seen[(c.name, c.seed)] = c.experiment
-    if len(seen) != len(cells):
-        raise ValueError("an experiment's sweep produces the same cell twice (a repeated sweep value?)")
+        other = made_by.setdefault(c.name, c.experiment)
+        if other != c.experiment:
+            raise ConfigError(f"{where}: experiments {other!r} and {c.experiment!r} both make a cell named "
+                              f"{c.name!r}: rename one of them")
     return cells

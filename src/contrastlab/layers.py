@@ -29,3 +29,21 @@ def hidden_state_index(layer: int, num_layers: int) -> int:
 def attention_index(layer: int, num_layers: int) -> int:
     """Index into HF `attentions` (and into `encoder.layer`) of encoder layer `layer`."""
     return resolve_layer(layer, num_layers)
+
+
+def check_layers(layers, num_layers: int) -> list[int]:
+    """Each layer normalised to 0..num_layers-1; ValueError naming the range for one outside it."""
+    return [resolve_layer(layer, num_layers) for layer in layers]
+
+
+def lowest_trainable(num_layers: int, trainable_layers: int, lora: bool) -> int:
+    """The lowest encoder layer with trainable parameters (num_layers when none trains): LoRA
+    adapts every layer; otherwise the top `trainable_layers` train."""
+    return 0 if lora else num_layers - min(trainable_layers, num_layers)
+
+
+def frozen_reads(layers, num_layers: int, trainable_layers: int, lora: bool) -> list[int]:
+    """The layers among `layers` whose output no trainable parameter feeds: the output of layer l
+    depends on layers 0..l only, so a loss on it gets a gradient iff some layer <= l trains."""
+    low = lowest_trainable(num_layers, trainable_layers, lora)
+    return sorted({l for l in check_layers(layers, num_layers) if l < low})

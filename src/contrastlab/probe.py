@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
@@ -26,32 +26,21 @@ UNIFORMITY_MAX = 4000  # uniformity (all pairs) uses a seeded subset of this man
 
 
 @dataclass
-class ProbeConfig:
+class ProbeSettings:
+    """How the probes run (the config's `probe:` section chooses the split and the folds)."""
     folds: int = 5
     seed: int = 0
-    max_samples: int | None = None  # stratified seeded subsample before probing; None = all
     svm_C: float = 1.0
-    n_jobs: int = 2  # threads over folds
+    n_jobs: int = 2  # threads over the folds' tasks
     kmeans_n_init: int = 10
 
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "ProbeConfig":
-        # same contract as contrastlab.model.from_dict, kept here so probing never imports torch
-        d, known = dict(d or {}), {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown config key probe.{unknown[0]} (known: {', '.join(sorted(known))})")
-        return cls(**d)
 
-
-def probe(x: np.ndarray, y: np.ndarray, cfg: ProbeConfig | None = None) -> dict[str, float]:
+def probe(x: np.ndarray, y: np.ndarray, cfg: ProbeSettings | None = None) -> dict[str, float]:
     """x: [N, D] embeddings, y: [N] integer (or any hashable) labels, C >= 2 classes -> metrics."""
-    cfg = cfg or ProbeConfig()
+    cfg = cfg or ProbeSettings()
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 2 or len(x) != len(y):
         raise ValueError(f"probe needs x [N, D] and y [N]; got {x.shape} and {y.shape}")
-    if cfg.max_samples is not None and len(y) > cfg.max_samples:
-        x, y = subsample(x, y, cfg.max_samples, cfg.seed)
     classes, y = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError("probe needs at least two classes")
@@ -69,13 +58,6 @@ def probe(x: np.ndarray, y: np.ndarray, cfg: ProbeConfig | None = None) -> dict[
     }
     out.update(alignment_uniformity(x, y, seed=cfg.seed))
     return out
-
-
-def subsample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified seeded subsample of n rows (class proportions kept)."""
-    idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
-    idx.sort()
-    return x[idx], y[idx]
 
 
 def folds_of(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -110,7 +92,7 @@ def svm_tasks(n_classes: int) -> list[int | None]:
     return [None] if n_classes == 2 else list(range(n_classes))
 
 
-def _fold_accuracies(x: np.ndarray, y: np.ndarray, cfg: ProbeConfig) -> tuple[float, float]:
+def _fold_accuracies(x: np.ndarray, y: np.ndarray, cfg: ProbeSettings) -> tuple[float, float]:
     """Mean over folds of (linear-SVM accuracy, 1-NN accuracy).
 
     The work is split into independent tasks run on `n_jobs` threads (liblinear and BLAS release

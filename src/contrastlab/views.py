@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .attention import cls_attention
-from .layers import hidden_state_index
+from .layers import hidden_state_index, resolve_layer
 
 
 def encode(model, batch: dict, hidden_states: bool = False, attention_layers: Sequence[int] = ()):
@@ -43,6 +43,16 @@ def token_mask(batch: dict) -> torch.Tensor:
     mask[:, 0] = False
     mask[torch.arange(mask.shape[0], device=mask.device), last] = False
     return mask
+
+
+def top_tokens(model, batch: dict, layer: int, k: int):
+    """-> (final [CLS] [B, D], views [B, k, D], view_mask [B, k]): the k tokens of `layer` that its
+    [CLS] attends to most, from one encoder pass (the `token` and `cluster` families' views)."""
+    last = resolve_layer(layer, model.num_layers) == model.num_layers - 1
+    out, rows = encode(model, batch, hidden_states=not last, attention_layers=[layer])
+    hidden = out.last_hidden_state if last else out.hidden_states[hidden_state_index(layer, model.num_layers)]
+    views, mask = topk_token_views(hidden, rows[layer], token_mask(batch), k)
+    return out.last_hidden_state[:, 0], views, mask
 
 
 def cls_view(hidden: torch.Tensor) -> torch.Tensor:

@@ -1,23 +1,20 @@
 # Aggregate: every cell x seed -> the study's tables (results/tables/<name>.md|csv|html) and
-# figures (results/figures/<name>.png). Which ones depends on the families in the grid
+# figures (results/figures/<name>.png): those of every study and those its families add
 # (contrastlab.aggregate.outputs); each is in the report with the caption ../report/<name>.rst.
-from contrastlab.aggregate.outputs import code_hash
 
 
 rule aggregate:
     input:
-        metrics=cell_outputs("train/metrics.json"),
-        predictions=cell_outputs("train/predictions.csv"),
-        history=cell_outputs("train/history.csv"),
-        config=cell_outputs("train/config.json"),
-        probe=cell_outputs("probe/metrics.json"),
-        tsne=[f"{r['dir']}/plots/tsne.npz" for r in aggregate_rows() if r["family"] == "token"],
+        aggregate_inputs(),
     output:
         **aggregate_outputs(named=True),
     params:
-        rows=aggregate_rows(),
+        runs=aggregate_runs(),
+        baseline=PLAN.baseline,
         n_boot=10000,
-        code=code_hash(),
+        attempts=attempts_of("aggregate"),
+        code=code_hash(os.path.join(SCRIPTS, "aggregate.py"),
+                       *(f"contrastlab.families.{f}.report" for f in PLAN.families)),
     log:
         f"{R}/logs/aggregate.log",
     benchmark:

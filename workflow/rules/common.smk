@@ -1,131 +1,150 @@
-# Config validation, the grid of cells, and the named input/param functions of every rule.
+# The study planned from its config (contrastlab.study), and the named input/param/resource
+# functions of every rule. Paths come from contrastlab.layout only.
+import json
 import os
 import re
 import sys
-
-from snakemake.utils import validate
 
 # The package in src/ is importable here and in every job even when it is not pip-installed
 # (e.g. under --use-conda, where jobs run in the environment built from environment.yml).
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
-from contrastlab.logs import export_import_path
+from contrastlab import layout
+from contrastlab.config import ConfigError
+from contrastlab.families import objective_module
+from contrastlab.provenance import code_hash
+from contrastlab.study import plan
 
-export_import_path(SRC)
-
-from contrastlab.provenance import stage_code
-from contrastlab.validate import check_config
-
-
-validate(config, "../schemas/config.schema.yaml")  # fills the documented defaults
-CELLS = check_config(config)
-R = config["results"]
-CELL_DIR = f"{R}/cells/{{cell}}/seed{{seed}}"
-BY_KEY = {(c.name, str(c.seed)): c for c in CELLS}
-CELL_NAMES = list(dict.fromkeys(c.name for c in CELLS))
+CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml"
+os.environ["CONTRASTLAB_CONFIG_FILES"] = CONFIG_SOURCE  # for the report's landing page; never a param
+try:
+    PLAN = plan(config, CONFIG_SOURCE)
+except ConfigError as e:
+    sys.exit(f"config error: {e}")  # one line, no traceback: the message names the key
+R = PLAN.study.results
+RUNTIME = PLAN.study.runtime
+BY_KEY = {(c.name, str(c.seed)): c for c in PLAN.cells}
+SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
+LANDING = os.path.abspath(layout.landing_file(R))
 
 
 wildcard_constraints:
-    cell="|".join(re.escape(n) for n in CELL_NAMES),
+    cell="|".join(re.escape(n) for n in PLAN.cell_names()),
     seed=r"\d+",
-    prep=r"[A-Za-z0-9_.\-]+",
+    prep="|".join(re.escape(k) for k in PLAN.preps),
 
 
 def cell_of(wildcards):
     return BY_KEY[(wildcards.cell, wildcards.seed)]
 
 
-def prep_key(model: dict) -> str:
-    """One prepared (tokenised) dataset per tokenizer and max_len, shared by every cell using them."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(os.path.normpath(model["name"]))).strip("-")
-    return f"{slug}-len{model['max_len']}"
-
-
-PREPS = {prep_key(c.config["model"]): c.config["model"] for c in CELLS}
+def script_code(stage, *modules):
+    """The code param of a stage: the import closure of its script (and `modules`)."""
+    return code_hash(os.path.join(SCRIPTS, f"{stage}.py"), *modules)
 
 
 # --- input functions -------------------------------------------------------------------------
 def prepared_of_cell(wildcards):
-    return f"{R}/prepared/{prep_key(cell_of(wildcards).config['model'])}"
+    return layout.prepared_dir(R, PLAN.prep_of[wildcards.cell])
 
 
-def cell_outputs(stage_file):
-    return [f"{R}/cells/{c.name}/seed{c.seed}/{stage_file}" for c in CELLS]
+def cell_outputs(stage, name):
+    return [layout.stage_files(R, stage, c.name, c.seed)[name] for c in PLAN.cells]
 
 
 def all_outputs():
-    return [
-        *cell_outputs("probe/metrics.json"),
-        *cell_outputs("plots/tsne.png"),
-        *cell_outputs("plots/curves.png"),
-        *aggregate_outputs(),
-    ]
+    """Each cell's last stage (everything before it follows) and the aggregate's outputs."""
+    last = ["plot"] if PLAN.study.probe.enabled else ["train"]
+    return [p for c in PLAN.cells for s in last for p in layout.stage_files(R, s, c.name, c.seed).values()
+            ] + aggregate_outputs()
 
 
-def aggregate_rows():
-    """What the aggregate needs of each cell x seed (plain values: a params entry): its results
-    folder, family, sweep values, loss params with defaults, and the cell it is compared with
-    (the first cell of the experiment's `compare_to`, else of the `baseline` experiment)."""
-    from dataclasses import asdict
+def aggregate_runs():
+    """What the aggregate reads of each cell x seed (a param: plain values, sorted, so that
+    reordering experiments reruns nothing): names, family, sweep, loss params, the reference,
+    and the paths of its files."""
+    runs = []
+    for c in sorted(PLAN.cells, key=lambda c: (c.name, c.seed)):
+        files = {f"train_{k}": v for k, v in layout.stage_files(R, "train", c.name, c.seed).items()}
+        if PLAN.study.probe.enabled:
+            files.update(probe_metrics=layout.stage_files(R, "probe", c.name, c.seed)["metrics"],
+                         tsne_xy=layout.stage_files(R, "plot", c.name, c.seed)["tsne_xy"])
+        runs.append({"cell": c.name, "seed": c.seed, "experiment": c.experiment, "family": c.family,
+                     "sweep": c.sweep, "params": c.config.loss, "reference": PLAN.reference[c.name],
+                     "prepared": layout.prepared_dir(R, PLAN.prep_of[c.name]), "files": files})
+    return runs
 
-    from contrastlab.objectives import parse_params
 
-    first = {}
-    for c in CELLS:
-        first.setdefault(c.experiment, c.name)
-    experiments = config["experiments"]
-    return [
-        {"cell": c.name, "seed": c.seed, "experiment": c.experiment, "family": c.family,
-         "reference": first[(experiments[c.experiment] or {}).get("compare_to") or config["baseline"]],
-         "sweep": c.sweep, "params": asdict(parse_params(c.family, c.config["loss"])),
-         "dir": f"{R}/cells/{c.name}/seed{c.seed}"}
-        for c in CELLS
-    ]
+def aggregate_inputs():
+    return sorted({p for run in aggregate_runs() for p in run["files"].values()})
 
 
 def aggregate_outputs(named=False):
-    """The tables (md, csv, html) and figures (png) of this grid: those of a family only when the
-    grid has cells of it (contrastlab.aggregate.outputs). named: {key: path} for the rule, with
-    the figures and tables (HTML to read, CSV to download) marked for the report, each with its
-    caption ../report/<name>.rst."""
-    from contrastlab.aggregate.outputs import OUTPUTS, output_paths
-
-    paths = output_paths(R, {c.family for c in CELLS})
+    """The report's tables (md, csv, html) and figures (png). named: {key: path} for the rule,
+    marked for the report, each with its caption ../report/<name>.rst."""
+    paths = {**layout.output_paths(R, PLAN.outputs), "landing": layout.landing_file(R)}
     if not named:
         return list(paths.values())
-    outputs = {o.name: o for o in OUTPUTS}
+    titles = {o.name: o.title for o in PLAN.outputs}
     for key, path in paths.items():
         name, _, ext = os.path.basename(path).rpartition(".")
         if ext == "png":
             paths[key] = report(path, caption=f"../report/{name}.rst", category="Figures",
-                                labels={"figure": outputs[name].title})
+                                labels={"figure": titles[name]})
         elif ext in ("html", "csv"):
             paths[key] = report(path, caption=f"../report/{name}.rst", category="Tables",
-                                labels={"table": outputs[name].title, "format": ext})
+                                labels={"table": titles[name], "format": ext})
     return paths
 
 
 # --- param functions ---------------------------------------------------------------------------
 def cell_config(wildcards):
-    return cell_of(wildcards).config
+    return cell_of(wildcards).config.model_dump()
 
 
 def train_code(wildcards):
-    return stage_code("train", cell_of(wildcards).family)
+    return script_code("train", objective_module(cell_of(wildcards).family))
 
 
-def prep_model(wildcards):
-    return PREPS[wildcards.prep]
+def prep_params(wildcards):
+    p = PLAN.preps[wildcards.prep]
+    return {"data": p.data, "tokenizer": p.tokenizer, "max_len": p.max_len}
 
 
 def seed_of(wildcards):
     return int(wildcards.seed)
 
 
+def train_state(wildcards):
+    return layout.train_state(R, wildcards.cell, wildcards.seed)
+
+
+def attempts_of(stage):
+    """The attempts file of a stage's job (contrastlab.jobs): not an output, it survives a failure."""
+    def path(wildcards):
+        job = f"{wildcards.cell}/seed{wildcards.seed}" if "cell" in wildcards.keys() else wildcards.get("prep", "study")
+        return layout.attempts_file(R, stage, job)
+    return path
+
+
 # --- resource functions ------------------------------------------------------------------------
 def gpus_of_cell(wildcards):
-    """GPUs a cell's model jobs (train, embed) request: runtime.gpus, none if the cell runs on the CPU.
+    """GPUs a cell's model jobs (train, embed) request: runtime.gpus, none if it runs on the CPU.
     Snakemake only counts them (`--resources gpu=N` locally, `sbatch --gpus` on SLURM); the job
     itself picks its device (contrastlab.devices)."""
-    return 0 if cell_of(wildcards).config["device"] == "cpu" else config["runtime"]["gpus"]
+    return 0 if RUNTIME.device == "cpu" else RUNTIME.gpus
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes: runtime.runtime_min, and that much more per retry (a retry after a time limit
+    resumes from its checkpoint, with more time if the partition allows it)."""
+    return RUNTIME.runtime_min * attempt
+
+
+def write_status():
+    """results/status.md and .csv: every cell x seed, done, failed (and why) or not run."""
+    from contrastlab.status import write_status_table
+
+    write_status_table(PLAN, R)

@@ -1,10 +1,10 @@
 rule prepare:
     output:
-        directory(f"{R}/prepared/{{prep}}"),
+        directory(layout.prepared_dir(R)),
     params:
-        data=config["data"],
-        model=prep_model,
-        code=stage_code("prepare"),
+        prep=prep_params,
+        attempts=attempts_of("prepare"),
+        code=script_code("prepare"),
     log:
         f"{R}/logs/prepare/{{prep}}.log",
     benchmark:

@@ -1,23 +1,22 @@
 rule embed:
     input:
         prepared=prepared_of_cell,
-        weights=f"{CELL_DIR}/train/weights.safetensors",
+        weights=layout.stage_files(R, "train")["weights"],
     output:
-        f"{CELL_DIR}/embed/embeddings.npz",
+        **layout.stage_files(R, "embed"),
     params:
         cell=cell_config,
-        split=config["probe"]["split"],
-        layers=config["probe"]["layers"],
-        max_samples=config["probe"]["max_samples"],
-        code=stage_code("embed"),
-    threads: config["runtime"]["threads"]
+        probe=PLAN.study.probe.model_dump(include={"split", "max_samples", "layers"}),
+        attempts=attempts_of("embed"),
+        code=script_code("embed"),
+    threads: RUNTIME.threads
     resources:
         gpu=gpus_of_cell,
-        mem_mb=config["runtime"]["mem_mb"],
+        mem_mb=RUNTIME.mem_mb,
     log:
-        f"{R}/logs/embed/{{cell}}/seed{{seed}}.log",
+        layout.log_file(R, "embed"),
     benchmark:
-        f"{R}/benchmarks/embed/{{cell}}/seed{{seed}}.tsv"
+        layout.benchmark_file(R, "embed")
     conda:
         "../../environment.yml"
     script:

@@ -1,21 +1,26 @@
+# After probe, so a cell's CPU work is one chain (one job group on a cluster, docs/cluster.md);
+# the t-SNE's title quotes the probe's accuracies.
 rule plot:
     input:
-        embeddings=f"{CELL_DIR}/embed/embeddings.npz",
-        history=f"{CELL_DIR}/train/history.csv",
+        **layout.stage_files(R, "embed"),
+        history=layout.stage_files(R, "train")["history"],
+        epochs=layout.stage_files(R, "train")["epochs"],
+        probe=layout.stage_files(R, "probe")["metrics"],
     output:
-        tsne=report(f"{CELL_DIR}/plots/tsne.png", caption="../report/tsne.rst", category="Cells",
+        tsne=report(layout.stage_files(R, "plot")["tsne"], caption="../report/tsne.rst", category="Cells",
                     subcategory="{cell} seed {seed}", labels={"figure": "t-SNE"}),
-        tsne_xy=f"{CELL_DIR}/plots/tsne.npz",
-        curves=report(f"{CELL_DIR}/plots/curves.png", caption="../report/curves.rst", category="Cells",
+        tsne_xy=layout.stage_files(R, "plot")["tsne_xy"],
+        curves=report(layout.stage_files(R, "plot")["curves"], caption="../report/curves.rst", category="Cells",
                       subcategory="{cell} seed {seed}", labels={"figure": "curves"}),
     params:
-        perplexity=config["probe"]["tsne_perplexity"],
-        code=stage_code("plot"),
+        perplexity=PLAN.study.probe.tsne_perplexity,
+        attempts=attempts_of("plot"),
+        code=script_code("plot"),
     threads: 1
     log:
-        f"{R}/logs/plot/{{cell}}/seed{{seed}}.log",
+        layout.log_file(R, "plot"),
     benchmark:
-        f"{R}/benchmarks/plot/{{cell}}/seed{{seed}}.tsv"
+        layout.benchmark_file(R, "plot")
     conda:
         "../../environment.yml"
     script:

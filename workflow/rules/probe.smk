@@ -1,17 +1,18 @@
 rule probe:
     input:
-        f"{CELL_DIR}/embed/embeddings.npz",
+        **layout.stage_files(R, "embed"),
     output:
-        f"{CELL_DIR}/probe/metrics.json",
+        **layout.stage_files(R, "probe"),
     params:
-        folds=config["probe"]["folds"],
+        folds=PLAN.study.probe.folds,
         seed=seed_of,
-        code=stage_code("probe"),
-    threads: 1
+        attempts=attempts_of("probe"),
+        code=script_code("probe"),
+    threads: RUNTIME.threads
     log:
-        f"{R}/logs/probe/{{cell}}/seed{{seed}}.log",
+        layout.log_file(R, "probe"),
     benchmark:
-        f"{R}/benchmarks/probe/{{cell}}/seed{{seed}}.tsv"
+        layout.benchmark_file(R, "probe")
     conda:
         "../../environment.yml"
     script:

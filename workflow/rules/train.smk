@@ -2,23 +2,21 @@ rule train:
     input:
         prepared=prepared_of_cell,
     output:
-        metrics=f"{CELL_DIR}/train/metrics.json",
-        weights=f"{CELL_DIR}/train/weights.safetensors",
-        predictions=f"{CELL_DIR}/train/predictions.csv",
-        history=f"{CELL_DIR}/train/history.csv",
-        config=f"{CELL_DIR}/train/config.json",
+        **layout.stage_files(R, "train"),
     params:
         cell=cell_config,
+        state=train_state,
+        attempts=attempts_of("train"),
         code=train_code,
-    threads: config["runtime"]["threads"]
+    threads: RUNTIME.threads
     resources:
         gpu=gpus_of_cell,
-        mem_mb=config["runtime"]["mem_mb"],
-        runtime=config["runtime"]["runtime_min"],
+        mem_mb=RUNTIME.mem_mb,
+        runtime=train_runtime,
     log:
-        f"{R}/logs/train/{{cell}}/seed{{seed}}.log",
+        layout.log_file(R, "train"),
     benchmark:
-        f"{R}/benchmarks/train/{{cell}}/seed{{seed}}.tsv"
+        layout.benchmark_file(R, "train")
     conda:
         "../../environment.yml"
     script:

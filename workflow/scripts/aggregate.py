@@ -1,6 +1,12 @@
 # Snakemake adapter: rule aggregate -> the study's tables and figures (contrastlab.aggregate.run)
-from contrastlab.aggregate.run import aggregate
-from contrastlab.logs import job_logging
+import os
 
-with job_logging(snakemake.log[0]):
-    aggregate(snakemake.params.rows, dict(snakemake.output.items()), n_boot=snakemake.params.n_boot)
+from contrastlab.aggregate.run import aggregate
+from contrastlab.jobs import job
+
+with job(snakemake.log[0], snakemake.params.attempts):
+    p = snakemake.params
+    # The display order and the config's name come from the config at run time, not from params:
+    # reordering experiments or renaming the file reruns nothing.
+    aggregate(p.runs, dict(snakemake.output.items()), baseline=p.baseline, n_boot=p.n_boot,
+              config=snakemake.config, source=os.environ.get("CONTRASTLAB_CONFIG_FILES", "config.yaml"))

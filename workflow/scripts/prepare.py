@@ -1,9 +1,9 @@
 # Snakemake adapter: rule prepare -> contrastlab.data.prepare
-from contrastlab.data import DataConfig, prepare
-from contrastlab.logs import job_logging
+from contrastlab.config import DataConfig
+from contrastlab.data import prepare
+from contrastlab.jobs import job
 from contrastlab.model import load_tokenizer
 
-with job_logging(snakemake.log[0]):
-    model = snakemake.params.model
-    prepare(DataConfig.from_dict(snakemake.params.data), load_tokenizer(model["name"]), model["max_len"],
-            snakemake.output[0])
+p = snakemake.params.prep
+with job(snakemake.log[0], snakemake.params.attempts):
+    prepare(DataConfig.model_validate(p["data"]), load_tokenizer(p["tokenizer"]), p["max_len"], snakemake.output[0])

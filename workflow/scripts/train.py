@@ -1,13 +1,12 @@
 # Snakemake adapter: rule train -> contrastlab.train.train
-import os
-
 import torch
 
-from contrastlab.cellconfig import CellConfig
-from contrastlab.logs import job_logging
-from contrastlab.train import train
+from contrastlab.config import CellConfig, RuntimeConfig
+from contrastlab.jobs import job
+from contrastlab.train import fingerprint_of, train
 
-with job_logging(snakemake.log[0]):
+cfg = CellConfig.model_validate(snakemake.params.cell)
+runtime = RuntimeConfig.model_validate(snakemake.config.get("runtime") or {})  # never a param: reruns nothing
+with job(snakemake.log[0], snakemake.params.attempts, fingerprint_of(cfg)) as attempts:
     torch.set_num_threads(snakemake.threads)
-    train(CellConfig.from_dict(snakemake.params.cell), snakemake.input.prepared,
-          os.path.dirname(snakemake.output.metrics))
+    train(cfg, runtime, snakemake.input.prepared, dict(snakemake.output.items()), snakemake.params.state, attempts)

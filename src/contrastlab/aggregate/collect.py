@@ -1,8 +1,8 @@
 """Read every cell's results into one `Study`: metrics per run, and on demand its predictions,
-training history and t-SNE map.
+training history, validation curve and t-SNE map.
 
-A run is one cell x seed, in `<dir>` = results/cells/<cell>/seed<seed>/ with train/metrics.json,
-train/predictions.csv, train/history.csv, train/config.json, probe/metrics.json, plots/tsne.npz.
+A run is one cell x seed; the aggregate rule passes each run's file paths (contrastlab.layout),
+so nothing here knows a file name.
 """
 from __future__ import annotations
 
@@ -14,12 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import families
+
 log = logging.getLogger("contrastlab.aggregate")
 
 TEST_METRICS = ["accuracy", "roc_auc", "macro_f1"]
 PROBE_METRICS = ["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi", "silhouette", "alignment", "uniformity",
                  "intra_cos", "inter_cos"]
 COST_METRICS = ["train_time_s", "step_time_s", "peak_memory_mb", "steps"]
+# Provenance that must agree between cells compared in one table (contrastlab.provenance.run_record).
+ENVIRONMENT = ["device_name", "precision", "torch", "transformers", "peft", "cuda"]
 
 
 @dataclass
@@ -30,14 +34,16 @@ class CellInfo:
     reference: str  # the cell this one is compared with (itself for the baseline)
     sweep: dict  # the swept values that name the cell
     params: dict  # the family's loss params, defaults filled in
+    form: str = ""  # the loss as a formula ("CE + 0.2·SupCon")
 
 
 @dataclass
 class Study:
     runs: pd.DataFrame  # one row per cell x seed: cell, seed, family, every metric
-    cells: dict[str, CellInfo]  # grid order
+    cells: dict[str, CellInfo]  # display order
     baseline: str  # the global baseline cell
-    dirs: dict[tuple[str, int], Path] = field(default_factory=dict)
+    files: dict[tuple[str, int], dict] = field(default_factory=dict)  # (cell, seed) -> {name: path}
+    meta: dict = field(default_factory=dict)  # what the landing page states: config, model, data
 
     def seeds(self, cell: str) -> list[int]:
         return sorted(self.runs.loc[self.runs["cell"] == cell, "seed"].astype(int))
@@ -46,74 +52,80 @@ class Study:
         return [c for c, i in self.cells.items() if i.family == family]
 
     def ordered(self, cells: list[str] | None = None) -> list[str]:
-        """Cells in grid order with the baseline first, then the other references of `cells`
+        """Cells in display order with the baseline first, then the other references of `cells`
         (e.g. the LoRA baseline of the token cells) before the cells compared with them."""
         cells = list(self.cells) if cells is None else cells
         refs = [self.cells[c].reference for c in cells]
         return list(dict.fromkeys([self.baseline, *refs, *cells]))
 
+    def collapsed(self, cell: str) -> str | None:
+        """Why the cell is degenerate in any of its seeds (contrastlab.metrics.collapse), or None."""
+        reasons = self.runs.loc[self.runs["cell"] == cell, "collapse_reason"].dropna()
+        return "; ".join(dict.fromkeys(reasons)) if len(reasons) else None
+
     def correct(self, cell: str) -> pd.DataFrame:
-        """[seeds x test examples] bool: column = the test split's `index`, row = seed."""
+        """[seeds x test examples] bool: column = the test example's source row, row = seed."""
         cols = {}
         for s in self.seeds(cell):
-            p = pd.read_csv(self.dirs[(cell, s)] / "train" / "predictions.csv")
-            cols[s] = p.set_index("index")["correct"].astype(bool)
+            p = pd.read_csv(self.files[(cell, s)]["train_predictions"])
+            cols[s] = p.set_index("row" if "row" in p else "index")["correct"].astype(bool)
         return pd.DataFrame(cols).T.sort_index(axis=1)
 
-    def history(self, cell: str, seed: int | None = None) -> pd.DataFrame:
+    def _csv(self, cell: str, seed: int | None, name: str) -> pd.DataFrame:
         seed = self.seeds(cell)[0] if seed is None else seed
-        return pd.read_csv(self.dirs[(cell, seed)] / "train" / "history.csv")
+        return pd.read_csv(self.files[(cell, seed)][name])
+
+    def history(self, cell: str, seed: int | None = None) -> pd.DataFrame:
+        return self._csv(cell, seed, "train_history")
+
+    def epochs(self, cell: str, seed: int | None = None) -> pd.DataFrame:
+        return self._csv(cell, seed, "train_epochs")
 
     def tsne(self, cell: str, seed: int | None = None) -> dict | None:
         seed = self.seeds(cell)[0] if seed is None else seed
-        path = self.dirs[(cell, seed)] / "plots" / "tsne.npz"
-        if not path.exists():
+        path = self.files[(cell, seed)].get("tsne_xy")
+        if path is None or not Path(path).exists():
             return None
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
 
-def resolve_params(family: str, loss: dict) -> dict:
-    """The family's Params with defaults filled in; the raw mapping if the family cannot be parsed."""
+def _read_json(path) -> dict:
+    return json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
+
+
+def _form(family: str, params: dict) -> str:
     try:
-        from dataclasses import asdict
-
-        from ..objectives import parse_params
-        return asdict(parse_params(family, loss))
-    except (ImportError, ValueError, TypeError) as e:  # an unknown or unfinished family: show what was set
-        log.warning("params of family %s not resolved (%s); using the config as written", family, e)
-        return dict(loss or {})
+        return families.parse_params(family, params).form()
+    except ValueError:  # results of an older version of the family: show the params as they are
+        return ""
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def collect(rows: list[dict], baseline: str | None = None) -> Study:
-    """rows: one per run with cell, seed, experiment, family, dir, and optionally reference (the
-    cell it is compared with; default: the baseline), sweep, and params (the family's loss params
-    with defaults; default: resolved from train/config.json). baseline: the baseline cell
-    (default: the row that is its own reference, else the first cell)."""
-    records, cells, dirs = [], {}, {}
-    if baseline is None:  # the cell that is its own reference, else the first
-        baseline = next((r["cell"] for r in rows if r.get("reference") == r["cell"]), rows[0]["cell"])
-    for r in rows:
-        d = Path(r["dir"])
+def collect(runs: list[dict], baseline: str, order: list[str] | None = None, meta: dict | None = None) -> Study:
+    """runs: one per cell x seed with cell, seed, experiment, family, reference, sweep, params and
+    files ({"train_metrics": path, "train_predictions": ..., "probe_metrics": ...}). order: the
+    cells' display order (default: as given)."""
+    records, cells, files = [], {}, {}
+    for r in runs:
+        f = r["files"]
         rec = {"cell": r["cell"], "seed": int(r["seed"]), "experiment": r.get("experiment", r["cell"]),
                "family": r["family"]}
-        for part in ("train", "probe"):
-            rec.update({k: v for k, v in _read_json(d / part / "metrics.json").items() if k not in rec})
+        train = _read_json(f.get("train_metrics"))
+        rec.update({k: v for k, v in train.items() if k not in rec and not isinstance(v, (dict, list))})
+        rec.update({k: v for k, v in _read_json(f.get("probe_metrics")).items() if k not in rec})
+        rec["collapse_reason"] = (train.get("collapsed") or {}).get("reason")
+        rec.update({k: (train.get("provenance") or {}).get(k) for k in ENVIRONMENT})
         records.append(rec)
-        dirs[(r["cell"], int(r["seed"]))] = d
+        files[(r["cell"], int(r["seed"]))] = f
         if r["cell"] not in cells:
-            params = r.get("params")
-            if params is None:
-                params = resolve_params(r["family"], _read_json(d / "train" / "config.json").get("loss", {}))
             cells[r["cell"]] = CellInfo(r["cell"], rec["experiment"], r["family"], r.get("reference") or baseline,
-                                        dict(r.get("sweep") or {}), dict(params))
+                                        dict(r.get("sweep") or {}), dict(r.get("params") or {}),
+                                        _form(r["family"], r.get("params") or {}))
+    if order:
+        cells = {c: cells[c] for c in order if c in cells} | cells
     if baseline not in cells:
         raise ValueError(f"baseline cell {baseline!r} has no results among the {len(cells)} cells")
     for info in cells.values():
         if info.reference not in cells:
             raise ValueError(f"cell {info.name!r} is compared with {info.reference!r}, which has no results")
-    return Study(pd.DataFrame.from_records(records), cells, baseline, dirs)
+    return Study(pd.DataFrame.from_records(records), cells, baseline, files, meta or {})

@@ -1,11 +1,15 @@
-"""Each cell's test-accuracy difference to its reference, paired on the same test examples.
+"""Each cell's test-accuracy difference to its reference, paired on the same test examples, and
+what that difference means.
 
 Δ = accuracy(cell) − accuracy(reference), both averaged over seeds. Its 95% interval and p-value
 come from `stats.paired_bootstrap`: every draw resamples the test examples (the same ones for
 both arms) and the seeds (seed s of the cell paired with seed s of the reference when both ran
-the same seeds), so the interval covers both the test-set noise and the seed-to-seed spread. A
-difference is *significant* when its interval excludes zero. McNemar's test per shared seed and
-Holm-adjusted bootstrap p-values (over all cells) are in the CSV as a cross-check.
+the same seeds), so the interval covers both the test-set noise and the seed-to-seed spread.
+The p-values are Holm-adjusted over every comparison of the study; a difference is *real*
+(better or worse) when its adjusted p is below 0.05. `mdd` is the smallest difference this test
+set and these seeds could detect at 80% power (2.80 standard errors of Δ); with one seed,
+`seeds_needed` is how many seeds Δ would need to be detectable, if the examples the two cells
+disagree on change from seed to seed. McNemar's test per shared seed is a cross-check.
 """
 from __future__ import annotations
 
@@ -14,16 +18,17 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ..stats import mcnemar, paired_bootstrap
+from ..stats import detectable, holm, mcnemar, paired_bootstrap, seeds_to_detect
 from .collect import Study
 
 log = logging.getLogger("contrastlab.aggregate")
-COLUMNS = ["cell", "reference", "n_test", "seeds", "paired_seeds", "diff", "lo", "hi", "p", "p_holm",
-           "mcnemar_p", "significant"]
+ALPHA = 0.05
+COLUMNS = ["cell", "reference", "n_test", "seeds", "paired_seeds", "diff", "lo", "hi", "se", "p", "p_holm",
+           "mcnemar_p", "mdd", "seeds_needed", "significant", "verdict", "collapsed"]
 
 
 def compare_all(study: Study, n_boot: int = 10000, seed: int = 0) -> pd.DataFrame:
-    """One row per cell (reference rows included, with NaN differences), in grid order."""
+    """One row per cell (reference rows included, with NaN differences), in display order."""
     rows, cache = [], {}
 
     def correct(cell):
@@ -32,21 +37,31 @@ def compare_all(study: Study, n_boot: int = 10000, seed: int = 0) -> pd.DataFram
         return cache[cell]
 
     for cell, info in study.cells.items():
-        row = dict.fromkeys(COLUMNS, np.nan) | {"cell": cell, "reference": info.reference, "significant": False}
+        row = dict.fromkeys(COLUMNS, np.nan) | {"cell": cell, "reference": info.reference, "significant": False,
+                                                "verdict": "reference", "collapsed": study.collapsed(cell) or ""}
         if cell != info.reference:
             row.update(compare(correct(info.reference), correct(cell), n_boot=n_boot, seed=seed))
-            row["reference"] = info.reference
         rows.append(row)
     out = pd.DataFrame(rows, columns=COLUMNS)
     out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
+    compared = out["diff"].notna()
+    out.loc[compared, "significant"] = out.loc[compared, "p_holm"] < ALPHA
+    out.loc[compared, "verdict"] = [verdict_word(r) for _, r in out[compared].iterrows()]
     return out
 
 
-def compare(ref: pd.DataFrame, cell: pd.DataFrame, n_boot: int = 10000, seed: int = 0) -> dict:
-    """ref, cell: [seeds x test examples] bool, columns = test index -> diff, lo, hi, p, ...
+def verdict_word(r) -> str:
+    if r["collapsed"]:
+        return "collapsed"
+    if r["p_holm"] < ALPHA:
+        return "better" if r["diff"] > 0 else "worse"
+    return "no detectable difference"
 
-    Only the test examples both arms scored count (normally all: cells sharing the data config
-    score the same split); seeds pair when both arms ran the same seeds."""
+
+def compare(ref: pd.DataFrame, cell: pd.DataFrame, n_boot: int = 10000, seed: int = 0) -> dict:
+    """ref, cell: [seeds x test examples] bool, columns = test example ids -> diff, lo, hi, p, se,
+    mdd, seeds_needed, mcnemar_p. Only the test examples both arms scored count (normally all:
+    cells sharing the data config score the same split); seeds pair when both ran the same seeds."""
     common = ref.columns.intersection(cell.columns)
     if len(common) == 0:
         raise ValueError("the cell and its reference share no test examples: different data configs?")
@@ -58,20 +73,7 @@ def compare(ref: pd.DataFrame, cell: pd.DataFrame, n_boot: int = 10000, seed: in
     a, b = ref[common].to_numpy(bool), cell[common].to_numpy(bool)
     r = paired_bootstrap(a, b, n_boot=n_boot, seed=seed, paired_seeds=paired)
     mc = [mcnemar(ref.loc[s, common].to_numpy(bool), cell.loc[s, common].to_numpy(bool))["p"] for s in shared]
+    one_seed = len(cell.index) == 1 and len(ref.index) == 1
     return {**r, "n_test": len(common), "seeds": len(cell.index), "paired_seeds": paired,
-            "mcnemar_p": float(np.median(mc)) if mc else np.nan,
-            "significant": bool(r["lo"] > 0 or r["hi"] < 0)}
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment of the non-NaN p-values (family-wise error over all cells)."""
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    idx = np.flatnonzero(~np.isnan(p))
-    if len(idx) == 0:
-        return out
-    order = idx[np.argsort(p[idx])]
-    m = len(order)
-    adjusted = np.maximum.accumulate([(m - i) * p[j] for i, j in enumerate(order)])
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
+            "mcnemar_p": float(np.median(mc)) if mc else np.nan, "mdd": detectable(r["se"], ALPHA),
+            "seeds_needed": seeds_to_detect(r["diff"], r["se"], ALPHA) if one_seed else np.nan}

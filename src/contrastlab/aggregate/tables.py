@@ -2,24 +2,29 @@
 
 Each table is a `Table`: a title, a note saying what the numbers are, the formatted frame (for
 Markdown/HTML: mean ± std strings, Δ with its interval and ✱) and the numeric frame (for CSV:
-<metric>_mean, <metric>_std, delta, delta_lo, delta_hi, p, ...). Tables key off the cell's
-family and its loss params / sweep values, so a new sweep value adds a row, not code.
+<metric>_mean, <metric>_std, delta, delta_lo, delta_hi, p, p_holm, ...). Tables key off the
+cell's family and its loss params / sweep values, so a new sweep value adds a row, not code.
+Every comparison table shows each cell's trainable parameters and its loss as a formula, flags a
+collapsed cell (⚠) and warns when its cells ran on different devices or library versions.
+This module holds the machinery and the tables of every study; a family's own tables are in
+its package (contrastlab.families.<family>.report).
 """
 from __future__ import annotations
 
 import html
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
+from ..io import atomic_path, write_text
 from ..stats import format_mean_std
-from .collect import PROBE_METRICS, TEST_METRICS, Study
+from .collect import ENVIRONMENT, PROBE_METRICS, TEST_METRICS, Study
 
 SIG = "✱"
+COLLAPSED = "⚠"
 LABELS = {"accuracy": "accuracy", "roc_auc": "ROC-AUC", "macro_f1": "macro-F1", "svm_acc": "SVM acc.",
           "knn1_acc": "1-NN acc.", "kmeans_ari": "ARI", "kmeans_nmi": "NMI", "silhouette": "silhouette",
           "alignment": "alignment ↓", "uniformity": "uniformity ↓", "intra_cos": "intra-class cos",
@@ -40,10 +45,12 @@ class Table:
     note: str
     shown: pd.DataFrame  # formatted strings, for reading
     numeric: pd.DataFrame  # numbers, for analysis
+    preface: list[str] = field(default_factory=list)  # Markdown lines before the table (the verdict)
 
     def markdown(self) -> str:
         body = self.shown.to_markdown(index=False, disable_numparse=True) if len(self.shown) else "_(empty)_"
-        return f"# {self.title}\n\n{self.note}\n\n{body}\n"
+        preface = "\n".join(self.preface) + "\n\n" if self.preface else ""
+        return f"# {self.title}\n\n{preface}{self.note}\n\n{body}\n"
 
     def html(self) -> str:
         """A standalone page (the report embeds it): title, note, the table; **x** becomes bold."""
@@ -51,16 +58,20 @@ class Table:
         body = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", body)
         return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(self.title)}</title>"
                 f"<style>{CSS}</style></head><body>\n<h3>{html.escape(self.title)}</h3>\n"
-                f"<p>{html.escape(self.note)}</p>\n{body}\n</body></html>\n")
+                + "".join(f"<p>{_inline(line.lstrip('- '))}</p>\n" for line in self.preface if line)
+                + f"<p>{html.escape(self.note)}</p>\n{body}\n</body></html>\n")
 
     def write(self, md=None, csv=None, html_path=None) -> None:
         for path, text in ((md, self.markdown), (html_path, self.html)):
             if path:
-                with atomic_path(path) as tmp:
-                    tmp.write_text(text())
+                write_text(path, text())
         if csv:
             with atomic_path(csv) as tmp:
                 self.numeric.to_csv(tmp, index=False)
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
 
 def empty_table(title: str, family: str, columns: list[str]) -> Table:
@@ -132,7 +143,7 @@ def fmt_ms(mean, std, n, digits=4) -> str:
 
 
 def fmt_delta(d: pd.Series, digits: int = 4) -> str:
-    """"+0.0123 [+0.0040, +0.0200] ✱" (✱: the interval excludes zero); "reference" for the reference."""
+    """"+0.0123 [+0.0040, +0.0200] ✱" (✱: real after Holm's adjustment); "reference" for the reference."""
     if pd.isna(d.get("diff")):
         return "reference" if d.get("cell") == d.get("reference") else "–"
     flag = f" {SIG}" if d["significant"] else ""
@@ -145,6 +156,16 @@ def fmt_p(p) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def fmt_count(n) -> str:
+    if n is None or pd.isna(n):
+        return ""
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(int(n))
+
+
+def cell_label(study: Study, cell: str) -> str:
+    return f"{cell} {COLLAPSED}" if study.collapsed(cell) else cell
+
+
 def delta_note(study: Study, cells: list[str], comp: pd.DataFrame) -> str:
     seeds = sorted({len(study.seeds(c)) for c in cells})
     n_seeds = f"{seeds[0]} seed{'s' if seeds[0] > 1 else ''}" if len(seeds) == 1 else "the seeds in column `seeds`"
@@ -153,11 +174,27 @@ def delta_note(study: Study, cells: list[str], comp: pd.DataFrame) -> str:
     refs = sorted(set(comp.loc[comp["cell"].isin(cells) & comp["diff"].notna(), "reference"]))
     vs = study.baseline if refs in ([], [study.baseline]) else "its reference (column `vs`)"
     spread = ("One seed per cell: no ± std, and the interval covers only the test-set noise, not the "
-              "seed-to-seed spread." if seeds == [1] else f"Mean ± std over {n_seeds}.")
-    return (f"{spread} Δ = cell − {vs} test accuracy, with a 95% paired-bootstrap "
-            f"interval{n_test} (examples and seeds resampled); {SIG} = the interval excludes zero "
-            f"(a real difference), no mark = within the noise. p: two-sided bootstrap p-value, "
-            f"not adjusted for the number of cells (the CSV has Holm-adjusted p and McNemar p).")
+              "seed-to-seed spread, which is not measured." if seeds == [1] else f"Mean ± std over {n_seeds}.")
+    note = (f"{spread} Δ = cell − {vs} test accuracy, with a 95% paired-bootstrap "
+            f"interval{n_test} (examples and seeds resampled); {SIG} = a real difference: its p-value, "
+            f"Holm-adjusted over every comparison of the study (column p), is below 0.05; no mark = not "
+            f"detectable here (the headline's verdict gives each cell's minimum detectable difference).")
+    flagged = [c for c in cells if study.collapsed(c)]
+    if flagged:
+        note += (f" {COLLAPSED} = collapsed (one predicted class, or a cross-entropy that never fell): "
+                 + "; ".join(f"{c}: {study.collapsed(c)}" for c in flagged) + ".")
+    return " ".join(filter(None, [note, environment_warning(study, cells)]))
+
+
+def environment_warning(study: Study, cells: list[str]) -> str:
+    """A warning when the cells of a table ran on different devices, precisions or library versions."""
+    runs = study.runs[study.runs["cell"].isin(cells)]
+    differ = {k: sorted(map(str, runs[k].dropna().unique())) for k in ENVIRONMENT if k in runs}
+    differ = {k: v for k, v in differ.items() if len(v) > 1}
+    if not differ:
+        return ""
+    return ("WARNING: these cells ran on different " + "; ".join(f"{k} ({', '.join(v)})" for k, v in differ.items())
+            + ": their times differ for that reason too, and their accuracies may.")
 
 
 def _metric_columns(stats: pd.DataFrame, metrics: list[str], digits: int = 4) -> dict[str, list[str]]:
@@ -172,37 +209,47 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
     their other swept keys if with_sweep), metrics (mean ± std), Δ accuracy, p.
     extra: more numeric columns per cell (<m>_mean/<m>_std for m in extra_metrics)."""
     cells = study.ordered(cells)
-    stats = cell_stats(study, cells, metrics)
+    stats = cell_stats(study, cells, [*metrics, "trainable_params"])
     if extra is not None:
         stats = stats.merge(extra, on="cell", how="left")
     c = comp.set_index("cell").loc[cells].reset_index()
     keys = param_keys(study, [x for x in cells if x != study.baseline], params, with_sweep)
     pvals = {k: [fmt_param(param_value(study, x, k)) if study.cells[x].family != "baseline" or
                  k in study.cells[x].sweep else "" for x in cells] for k in keys}
-    shown = pd.DataFrame({"cell": cells, **({"family": stats["family"].to_numpy()} if with_family else {}), **pvals})
+    shown = pd.DataFrame({"cell": [cell_label(study, x) for x in cells],
+                          **({"family": stats["family"].to_numpy()} if with_family else {}), **pvals})
+    shown["loss"] = [study.cells[x].form for x in cells]
     if (c["reference"] != study.baseline).any():
         shown["vs"] = [r if r != x else "" for x, r in zip(c["cell"], c["reference"])]
     shown["seeds"] = stats["seeds"].to_numpy()
+    shown["trainable"] = [fmt_count(v) for v in stats["trainable_params_mean"]]
     for name, col in _metric_columns(stats, [*metrics, *extra_metrics]).items():
         shown[name] = col
     shown[DELTA_HEAD] = [fmt_delta(r) for _, r in c.iterrows()]
-    shown["p"] = [fmt_p(p) for p in c["p"]]
+    shown["p (Holm)"] = [fmt_p(p) for p in c["p_holm"]]
     numeric = stats.copy()
     for k, v in pvals.items():
         numeric.insert(2, k, v)
     numeric.insert(2, "reference", c["reference"].to_numpy())
+    numeric.insert(3, "loss", [study.cells[x].form for x in cells])
     numeric = numeric.assign(delta=c["diff"].to_numpy(), delta_lo=c["lo"].to_numpy(), delta_hi=c["hi"].to_numpy(),
                              p=c["p"].to_numpy(), p_holm=c["p_holm"].to_numpy(), mcnemar_p=c["mcnemar_p"].to_numpy(),
-                             n_test=c["n_test"].to_numpy(), significant=c["significant"].to_numpy())
+                             mdd=c["mdd"].to_numpy(), n_test=c["n_test"].to_numpy(),
+                             significant=c["significant"].to_numpy(), verdict=c["verdict"].to_numpy(),
+                             collapsed=c["collapsed"].to_numpy())
     note = " ".join(filter(None, [delta_note(study, cells, comp), note]))
     return Table(title, note, shown, numeric)
 
 
 # --- the tables ------------------------------------------------------------------------------------
 def headline(study: Study, comp: pd.DataFrame) -> Table:
-    return comparison_table(study, comp, list(study.cells), TEST_METRICS, [], "Headline: test metrics of every cell",
-                            "Every cell of the grid in config order; its parameters are in the family tables.",
-                            with_sweep=False, with_family=True)
+    from .verdict import verdict_lines
+
+    t = comparison_table(study, comp, list(study.cells), TEST_METRICS, [], "Headline: test metrics of every cell",
+                         "Every cell of the grid in config order; its parameters are in the family tables.",
+                         with_sweep=False, with_family=True)
+    t.preface = ["**Verdict**", ""] + [f"- {line}" for line in verdict_lines(study, comp)]
+    return t
 
 
 def representation(study: Study, comp: pd.DataFrame) -> Table:
@@ -211,7 +258,8 @@ def representation(study: Study, comp: pd.DataFrame) -> Table:
     cells = study.ordered()
     layer_metrics = sorted({c for c in study.runs.columns if c.startswith("layer") and "_" in c})
     stats = cell_stats(study, cells, PROBE_METRICS + layer_metrics)
-    shown = pd.DataFrame({"cell": cells, "family": stats["family"], "seeds": stats["seeds"]})
+    shown = pd.DataFrame({"cell": [cell_label(study, c) for c in cells], "family": stats["family"],
+                          "seeds": stats["seeds"]})
     for m in PROBE_METRICS:
         if f"{m}_mean" not in stats or stats[f"{m}_mean"].isna().all():
             continue
@@ -228,107 +276,5 @@ def representation(study: Study, comp: pd.DataFrame) -> Table:
             "ARI/NMI (k = number of classes), silhouette, alignment and uniformity (Wang & Isola; lower is "
             "better, marked ↓). Bold = best in its column; these probes are not paired per example, so "
             "a difference smaller than the ± std is noise. Extra layers (layer<l>_*) are in the CSV.")
+    note = " ".join(filter(None, [note, environment_warning(study, cells)]))
     return Table("Representation of the final [CLS]: probes", note, shown, stats)
-
-
-def rdrop(study: Study, comp: pd.DataFrame) -> Table:
-    cells = study.of_family("rdrop")
-    if not cells:
-        return empty_table("R-Drop: one- vs two-stage", "rdrop", ["cell", "stages", "accuracy_mean"])
-    everyone = study.ordered(cells)
-    cost = ratio_to(study, everyone, "step_time_s", study.baseline).rename(
-        columns={"step_time_s_ratio_mean": "step_time_ratio_mean", "step_time_s_ratio_std": "step_time_ratio_std"})
-    mem = ratio_to(study, everyone, "peak_memory_mb", study.baseline).rename(
-        columns={"peak_memory_mb_ratio_mean": "memory_ratio_mean", "peak_memory_mb_ratio_std": "memory_ratio_std"})
-    extra = cell_stats(study, everyone, ["train_time_s", "step_time_s", "peak_memory_mb"]).drop(
-        columns=["family", "seeds"]).merge(cost, on="cell").merge(mem, on="cell")
-    t = comparison_table(study, comp, cells, ["accuracy"], ["stages", "alpha"],
-                         "R-Drop: one- vs two-stage, accuracy and cost",
-                         f"Cost: train time (s) and median optimizer-step time (s); step-time ratio = a cell's "
-                         f"median step time / the {study.baseline}'s (same seed), and memory ratio likewise: "
-                         f"comparable only between runs on the same machine (and device). Peak memory: peak "
-                         f"allocated by torch on a GPU, the process's max RSS on a CPU.",
-                         extra=extra, extra_metrics=["train_time_s", "step_time_s", "step_time_ratio",
-                                                     "peak_memory_mb", "memory_ratio"])
-    if "stages" in t.shown:
-        t.shown["stages"] = [{"1": "one-stage", "2": "two-stage"}.get(s, s) for s in t.shown["stages"]]
-    return t
-
-
-def scl_views(study: Study, comp: pd.DataFrame) -> Table:
-    cells = study.of_family("scl")
-    if not cells:
-        return empty_table("Supervised contrastive loss: views", "scl", ["cell", "views", "accuracy_mean"])
-    return comparison_table(study, comp, cells, TEST_METRICS, ["views", "layer", "normalize", "weighting", "alpha", "tau"],
-                            "Supervised contrastive loss: one view vs multi-view",
-                            "views: one = the final [CLS]; multi = final [CLS], the [CLS] of layer `layer` and "
-                            "a dropout view. normalize: L2-normalised views. weighting: add = CE + α·SCL, "
-                            "convex = (1 − α)·CE + α·SCL (Gunel et al.).")
-
-
-def cluster(study: Study, comp: pd.DataFrame) -> Table:
-    cells = study.of_family("cluster")
-    if not cells:
-        return empty_table("Clustered token views", "cluster", ["cell", "n_clusters", "accuracy_mean"])
-    return comparison_table(study, comp, cells, ["accuracy"], ["n_clusters", "k", "alpha"],
-                            "Clustered token views: number of clusters",
-                            "The k top-attended tokens of each sample are grouped by k-means into n_clusters "
-                            "clusters whose means are the views. Probes of the final [CLS] on the right.",
-                            extra_metrics=["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi"],
-                            extra=cell_stats(study, study.ordered(cells),
-                                             ["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi"]).drop(
-                                columns=["family", "seeds"]))
-
-
-def multilayer(study: Study, comp: pd.DataFrame) -> Table:
-    cells = study.of_family("multilayer")
-    if not cells:
-        return empty_table("Multi-layer contrast", "multilayer", ["cell", "layers", "level", "accuracy_mean"])
-    probes = ["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi"]
-    return comparison_table(study, comp, cells, ["accuracy"], ["layers", "level", "k", "alpha"],
-                            "Multi-layer contrast: layer sets x level",
-                            "layers: the encoder layers whose SupCon terms are averaged (hidden-state index, "
-                            "negative = from the top); level: token (top-k tokens of the layer) or sentence "
-                            "([CLS] of the layer and its dropout view). Probes of the final [CLS] on the right.",
-                            extra=cell_stats(study, study.ordered(cells), probes).drop(columns=["family", "seeds"]),
-                            extra_metrics=probes)
-
-
-def token_k_alpha(study: Study, comp: pd.DataFrame) -> Table:
-    """Markdown: a pivot, rows k (and any other swept key), columns alpha, entries test accuracy
-    mean ± std with ✱ where its difference to the baseline is real. CSV: one row per cell."""
-    cells = study.of_family("token")
-    if not cells:
-        return empty_table("Token-level contrast: k x alpha", "token", ["cell", "k", "alpha", "accuracy_mean"])
-    long = comparison_table(study, comp, cells, ["accuracy"], ["k", "alpha"], "")
-    num = long.numeric
-    rows = [k for k in param_keys(study, cells, ["k", "alpha"]) if k != "alpha"]
-    tok = num[num["cell"].isin(cells)].copy()
-    tok["entry"] = [f"{fmt_ms(r['accuracy_mean'], r['accuracy_std'], r['seeds'])}{' ' + SIG if r['significant'] else ''}"
-                    for _, r in tok.iterrows()]
-    alphas = list(dict.fromkeys(sorted(tok["alpha"], key=_num_key)))
-    tok["_row"] = [" / ".join(str(r[k]) for k in rows) for _, r in tok.iterrows()]
-    row_order = sorted(dict.fromkeys(tok["_row"]), key=lambda s: [_num_key(x) for x in s.split(" / ")])
-    pivot = tok.pivot_table(index="_row", columns="alpha", values="entry", aggfunc="first").reindex(
-        index=row_order, columns=alphas)
-    shown = pivot.reset_index().rename(columns={"_row": " / ".join(rows) + " \\ α"})
-    shown.columns = [str(c) if i == 0 else f"α = {c}" for i, c in enumerate(shown.columns)]
-    shown = shown.fillna("")
-    refs = "; ".join(f"{r['cell']}: {fmt_ms(r['accuracy_mean'], r['accuracy_std'], r['seeds'])}"
-                     for _, r in num[~num["cell"].isin(cells)].iterrows())
-    note = (f"Test accuracy, mean ± std over seeds, by k (rows) and contrastive weight α (columns). "
-            f"Baseline and references: {refs}. "
-            f"{SIG} = the 95% paired-bootstrap interval of Δ = cell − reference accuracy excludes zero; "
-            f"the CSV has every cell's Δ, interval and p (and the baseline as its first row).")
-    return Table("Token-level contrast: k x alpha", note, shown, num)
-
-
-def _num_key(x):
-    try:
-        return (0, float(x), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(x))
-
-
-TABLES = {"headline": headline, "rdrop": rdrop, "scl_views": scl_views, "token_k_alpha": token_k_alpha,
-          "cluster": cluster, "representation": representation, "multilayer": multilayer}

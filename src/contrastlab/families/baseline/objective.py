@@ -1,18 +1,11 @@
 """`baseline`: cross-entropy on the head's logits over the final-layer [CLS]."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import torch
 import torch.nn.functional as F
 
-from . import Objective
-
-DEPENDS: list[str] = []
-
-
-@dataclass
-class Params:
-    label_smoothing: float = 0.0
+from ...objective import Objective, cls_of
+from . import Params
 
 
 class CrossEntropy(Objective):
@@ -20,9 +13,10 @@ class CrossEntropy(Objective):
         super().__init__()
         self.params = params
 
-    def forward(self, model, batch):
-        cls = model.encode(batch["input_ids"], batch["attention_mask"]).last_hidden_state[:, 0]
-        ce = F.cross_entropy(model.head(cls), batch["labels"], label_smoothing=self.params.label_smoothing)
+    def forward(self, model, batches, n_total):
+        logits = model.head(torch.cat([cls_of(model, b) for b in batches])).float()
+        labels = torch.cat([b["labels"] for b in batches])
+        ce = F.cross_entropy(logits, labels, label_smoothing=self.params.label_smoothing, reduction="sum") / n_total
         return {"loss": ce, "ce": ce}
 
 

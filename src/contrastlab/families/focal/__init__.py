@@ -6,23 +6,14 @@ projection head `proj_dim` (seed 003: 256). alpha 0 leaves focal CE alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
-from . import scl
+from pydantic import Field
 
-DEPENDS = [*scl.DEPENDS, "objectives.scl"]
-
-
-@dataclass
-class Params(scl.Params):
-    ce: str = "focal"
-    focal_gamma: float = 2.0
-    alpha: float = 0.5
-    tau: float = 0.1
-    contrast: str = "supcon"
-    contrast_gamma: float = 2.0
-    margin: float = 0.2
+from ..scl import Params as SclParams
 
 
-def build(params: Params, model) -> scl.SupConViews:
-    return scl.build(params, model)
+class Params(SclParams):
+    ce: Literal["ce", "focal"] = Field("focal", description="classification term: focal CE (default) or CE")
+    alpha: float = Field(0.5, ge=0, description="weight of the contrastive term")
+    tau: float = Field(0.1, gt=0, description="temperature of supcon / focal")

@@ -1,0 +1,154 @@
+"""`contrastlab`: check a config, list its cells, show a study's status, rerun one cell's stage,
+or write the config reference.
+
+    contrastlab check my.yaml             every problem Snakemake's DAG build would stop on, in one line
+    contrastlab cells my.yaml [--json]    the cells: family, reference, prepared data, resolved params
+    contrastlab status my.yaml            results/status.md: done, failed (why) or not run, per cell x seed
+    contrastlab rerun my.yaml CELL [--seed N] [--stage train|embed]
+                                          one cell's stage outside Snakemake, into its usual files
+    contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
+
+A YAML syntax error or an empty file is reported with the file and line (Snakemake's own loader
+of --configfile does not say which file or line; `contrastlab check` does).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def read_config(path: str | Path) -> dict:
+    """A config file as a mapping; ConfigError naming the file and line of a YAML error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {e.problem or e.context}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty (a config needs at least data: and experiments:)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, experiments:, ...), "
+                          f"not a {type(data).__name__}")
+    return data
+
+
+def _plan(path):
+    from .study import plan
+
+    return plan(read_config(path), str(path))
+
+
+def cmd_check(args) -> int:
+    p = _plan(args.config)
+    seeds = len(p.study.seeds)
+    print(f"{args.config}: OK: {len(p.cell_names())} cells x {seeds} seed(s) = {len(p.cells)} runs, "
+          f"{len(p.preps)} prepared dataset(s), families {', '.join(p.families)}, baseline {p.baseline}")
+    return 0
+
+
+def cmd_cells(args) -> int:
+    p = _plan(args.config)
+    rows = []
+    for name in p.cell_names():
+        c = next(c for c in p.cells if c.name == name)
+        rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": p.study.seeds,
+                     "compared_with": p.reference[name], "prepared": p.prep_of[name], "sweep": c.sweep,
+                     "config": c.config.model_dump()})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        loss = ", ".join(f"{k}={v}" for k, v in r["config"]["loss"].items())
+        print(f"{r['cell']}  [{r['family']}; vs {r['compared_with']}; data {r['prepared']}]  {loss}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .status import write_status_table
+
+    p = _plan(args.config)
+    rows = write_status_table(p, p.study.results)
+    print(Path(p.study.results, "status.md").read_text())
+    return 1 if any(r["state"] == "failed" for r in rows) else 0
+
+
+def cmd_rerun(args) -> int:
+    import torch
+
+    from . import layout
+    from .config import RuntimeConfig
+    from .jobs import job
+
+    p = _plan(args.config)
+    seed = args.seed if args.seed is not None else p.study.seeds[0]
+    cell = next((c for c in p.cells if c.name == args.cell and c.seed == seed), None)
+    if cell is None:
+        raise ConfigError(f"{args.config}: no cell {args.cell!r} with seed {seed} (contrastlab cells lists them)")
+    R, runtime = p.study.results, RuntimeConfig.model_validate(p.study.runtime.model_dump())
+    prepared = layout.prepared_dir(R, p.prep_of[cell.name])
+    torch.set_num_threads(runtime.threads)
+    with job(layout.log_file(R, args.stage, cell.name, seed)):
+        if args.stage == "train":
+            from .train import train
+
+            train(cell.config, runtime, prepared, layout.stage_files(R, "train", cell.name, seed),
+                  layout.train_state(R, cell.name, seed))
+        else:
+            from .embed import embed
+
+            embed(cell.config, p.study.probe, runtime, prepared,
+                  layout.stage_files(R, "train", cell.name, seed)["weights"],
+                  layout.stage_files(R, "embed", cell.name, seed)["embeddings"])
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .schema import write_reference
+
+    stale = write_reference(REPO, check=args.check)
+    if stale:
+        print(f"out of date: {', '.join(map(str, stale))} (run: contrastlab schema)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="contrastlab", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, fn in (("check", cmd_check), ("cells", cmd_cells), ("status", cmd_status), ("rerun", cmd_rerun)):
+        s = sub.add_parser(name)
+        s.add_argument("config", help="the config file (as given to snakemake --configfile)")
+        s.set_defaults(fn=fn)
+        if name == "cells":
+            s.add_argument("--json", action="store_true")
+        if name == "rerun":
+            s.add_argument("cell")
+            s.add_argument("--seed", type=int)
+            s.add_argument("--stage", choices=["train", "embed"], default="train")
+    s = sub.add_parser("schema")
+    s.add_argument("--check", action="store_true", help="only say whether the files are current")
+    s.set_defaults(fn=cmd_schema)
+    args = ap.parse_args(argv)
+    try:
+        return args.fn(args)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

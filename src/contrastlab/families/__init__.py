@@ -1,0 +1,54 @@
+"""The loss families of the grid: one package each under this folder, found by name.
+
+Adding a family is adding a package `families/<name>/`; nothing else lists the families.
+
+    __init__.py   `Params`: its `loss:` keys (a `contrastlab.config.LossParams`), and `OUTPUTS`:
+                  the tables and figures it adds to the report, if any. Torch-free: the DAG build
+                  reads it.
+    objective.py  `build(params, model) -> Objective` (contrastlab.objective). Only a cell's own
+                  family's objective is imported by its training job, so only that code (and what
+                  it imports) is in the cell's code hash (contrastlab.provenance).
+    report.py     one builder per name in `OUTPUTS`, `builder(study, comparisons, paths)`
+                  (the aggregate job imports it).
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+
+from ..config import ConfigError, LossParams, validate
+
+NAMES: tuple[str, ...] = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg))
+
+
+def spec(family: str) -> ModuleType:
+    """The family's package (its Params and OUTPUTS)."""
+    if family not in NAMES:
+        raise ConfigError(f"unknown family {family!r} (known: {', '.join(NAMES)})")
+    return importlib.import_module(f"{__name__}.{family}")
+
+
+def parse_params(family: str, loss: dict | None, where: str = "config", prefix: tuple = ("loss",)) -> LossParams:
+    """The family's Params from a config mapping; ConfigError "<where>: <prefix>.<key> ..." otherwise."""
+    return validate(spec(family).Params, loss or {}, where, prefix)
+
+
+def objective_module(family: str) -> str:
+    spec(family)
+    return f"{__name__}.{family}.objective"
+
+
+def build_objective(family: str, loss: dict | None, model):
+    """The family's Objective for `model` (a contrastlab.model.Classifier)."""
+    params = parse_params(family, loss)
+    return importlib.import_module(objective_module(family)).build(params, model)
+
+
+def outputs(family: str) -> list:
+    """The tables and figures the family adds (contrastlab.layout.Output)."""
+    return list(getattr(spec(family), "OUTPUTS", []))
+
+
+def report_builder(family: str, name: str):
+    return getattr(importlib.import_module(f"{__name__}.{family}.report"), name)

@@ -1,0 +1,25 @@
+"""`token`: CE + alpha * SupCon over the k tokens each sample's [CLS] attends to most.
+
+The views are the hidden states (output of encoder layer `layer`) of the k tokens with the
+highest [CLS] attention in that same layer (mean over heads; [CLS], [SEP] and padding excluded),
+computed during the ordinary forward pass (contrastlab.attention). With fewer than k real tokens
+the views are the real tokens only; the other slots are padding views no loss counts.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+from ...config import ContrastParams
+from ...layout import Output
+
+OUTPUTS = [Output("token_k_alpha", "table", "Token-level contrast: k x alpha"),
+           Output("tsne_k_alpha", "figure", "Token-level contrast: t-SNE of [CLS], k x alpha")]
+AGGREGATE_INPUTS = ["tsne_xy"]  # per-cell plot files its report reads (contrastlab.layout.STAGE_FILES["plot"])
+
+
+class Params(ContrastParams):
+    k: int = Field(30, ge=1, description="tokens per sample (its views)")
+    layer: int = Field(-1, description="encoder layer of the tokens and of the [CLS] attention (-1 the last)")
+
+    def contrast_layers(self) -> list[int]:
+        return [self.layer]

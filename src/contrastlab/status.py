@@ -1,0 +1,99 @@
+"""The status of a study: every cell x seed, done, failed (and why) or not run.
+
+`results/status.md` and `status.csv`: one row per cell x seed with its state, the stage that
+failed, the cause (contrastlab.failures: GPU or CPU out of memory, time limit, preempted,
+non-finite loss, bad data, bad config, killed, other), the attempts, the log and its last error
+line. Written when a run ends, whether it succeeded or not (the Snakefile's onsuccess/onerror),
+and by `contrastlab status`. It reads the jobs' attempt records (contrastlab.jobs) and logs, so
+it works however far the run got.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from . import layout
+from .failures import CAUSES, classify_log, last_error_line
+from .io import atomic_path, read_json, write_text
+
+STAGES = ("prepare", "train", "embed", "probe", "plot")
+COLUMNS = ["cell", "seed", "state", "stage", "cause", "attempts", "first_cause", "micro_batch", "log", "last_error"]
+
+
+def _attempts(path: Path) -> list[dict]:
+    try:
+        return read_json(path).get("attempts", []) if path.is_file() else []
+    except ValueError:
+        return []
+
+
+def _slurm_log_text(results: str, stage: str, cell: str, seed: int) -> str:
+    """What SLURM said of the job (OUT_OF_MEMORY, TIME LIMIT), from the profile's per-job logs."""
+    root = Path(results) / "logs" / "slurm"
+    texts = [p.read_text(errors="replace") for p in root.glob(f"rule_{stage}/{cell}_{seed}/*.log")] if root.is_dir() else []
+    texts += [p.read_text(errors="replace") for p in root.glob(f"group_*/**/*{cell}*{seed}*.log")] if root.is_dir() else []
+    return "\n".join(texts)
+
+
+def cell_status(plan, results: str, cell, stages) -> dict:
+    row = {"cell": cell.name, "seed": cell.seed, "state": "not run", "stage": "", "cause": "", "attempts": 0,
+           "first_cause": "", "micro_batch": "", "log": "", "last_error": ""}
+    done = all(Path(p).exists() for s in stages if s != "prepare"
+               for p in layout.stage_files(results, s, cell.name, cell.seed).values())
+    train_attempts = _attempts(Path(layout.attempts_file(results, "train", f"{cell.name}/seed{cell.seed}")))
+    row["attempts"] = len(train_attempts)
+    failures = [a for a in train_attempts if a.get("cause") not in (None, "done")]
+    row["first_cause"] = CAUSES.get(failures[0]["cause"], "") if failures else ""
+    metrics = Path(layout.stage_files(results, "train", cell.name, cell.seed)["metrics"])
+    if metrics.exists():
+        row["micro_batch"] = read_json(metrics).get("micro_batch", "")
+    if done:
+        row["state"] = "done"
+        return row
+    prep = plan.prep_of[cell.name]
+    for stage in stages:
+        job = prep if stage == "prepare" else f"{cell.name}/seed{cell.seed}"
+        attempts = _attempts(Path(layout.attempts_file(results, stage, job)))
+        log = Path(f"{results}/logs/prepare/{prep}.log" if stage == "prepare" else
+                   layout.log_file(results, stage, cell.name, cell.seed))
+        outputs = ([layout.prepared_dir(results, prep)] if stage == "prepare" else
+                   list(layout.stage_files(results, stage, cell.name, cell.seed).values()))
+        if all(Path(p).exists() for p in outputs):
+            continue
+        last = attempts[-1] if attempts else None
+        if last is None:
+            return row  # this stage never started: the cell is not run (yet)
+        text = log.read_text(errors="replace") if log.exists() else ""
+        cause = last.get("cause")
+        if cause is None:  # started and never ended: killed from outside, or still running
+            cause = classify_log(_slurm_log_text(results, stage, cell.name, cell.seed) + text) or "killed"
+        row.update(state="failed", stage=stage, cause=CAUSES.get(cause, cause), log=str(log),
+                   last_error=(last.get("message") or last_error_line(text))[:300])
+        return row
+    return row
+
+
+def status_rows(plan, results: str) -> list[dict]:
+    stages = STAGES if plan.study.probe.enabled else ("prepare", "train")
+    return [cell_status(plan, results, c, stages) for c in plan.cells]
+
+
+def write_status_table(plan, results: str) -> list[dict]:
+    rows = status_rows(plan, results)
+    paths = layout.status_paths(results)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    with atomic_path(paths["csv"]) as tmp:
+        tmp.write_text(buf.getvalue())
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "failed", "not run")}
+    lines = [f"# Status of {plan.source}", "",
+             f"{len(rows)} cell x seed runs: {counts['done']} done, {counts['failed']} failed, {counts['not run']} not run. "
+             "Rerun only what failed or was never run with the same snakemake command: finished cells are not redone.",
+             "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in COLUMNS) + " |")
+    write_text(paths["md"], "\n".join(lines) + "\n")
+    return rows

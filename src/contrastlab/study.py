@@ -1,0 +1,84 @@
+"""A config file, checked and planned: what the Snakefile needs to build the DAG.
+
+`plan(config, source)` validates the whole config (contrastlab.config), expands the grid
+(contrastlab.grid), runs the checks that need the model and the data files (contrastlab.validate),
+and returns the cells, the prepared datasets they share, who is compared with whom, and the
+study's tables and figures. Torch-free: a paper-sized DAG builds in about a second.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from .aggregate.outputs import planned_outputs
+from .config import DataConfig, StudyConfig, validate
+from .grid import Cell, expand_grid
+from .layout import Output
+from .validate import check_against_model, check_data_files, check_references
+
+
+@dataclass
+class Prep:
+    """One tokenised dataset: what the prepare rule's params hold (and nothing else, so that a new
+    experiment on the same data and tokenizer reuses it)."""
+    key: str
+    data: dict
+    tokenizer: str
+    max_len: int
+
+
+@dataclass
+class Plan:
+    study: StudyConfig
+    source: str  # the config file(s), for messages and the report
+    cells: list[Cell]  # every cell x seed, config order
+    preps: dict[str, Prep]
+    prep_of: dict[str, str]  # cell name -> prep key
+    reference: dict[str, str]  # cell name -> the cell it is compared with (itself for the baseline)
+    baseline: str  # the baseline cell
+    outputs: list[Output] = field(default_factory=list)
+
+    @property
+    def families(self) -> list[str]:
+        return list(dict.fromkeys(c.family for c in self.cells))
+
+    def cell_names(self) -> list[str]:
+        return list(dict.fromkeys(c.name for c in self.cells))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(os.path.normpath(name))).strip("-")
+
+
+def prep_key(cell: Cell, study_data: DataConfig) -> str:
+    """<model>-len<max_len>, plus the data keys in which the cell differs from the study's data
+    section (a swept few_shot_n: `embedded-len64-few_shot_n20`)."""
+    m = cell.config.model
+    base, own = study_data.model_dump(), cell.config.data.model_dump()
+    differs = "".join(f"-{k}{own[k]}" for k in sorted(own) if own[k] != base[k] and not isinstance(own[k], dict))
+    key = f"{_slug(m.name)}-len{m.max_len}{differs}"
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", key)
+
+
+def plan(config: dict, source: str = "config") -> Plan:
+    study = validate(StudyConfig, config, source)
+    check_references(study, source)
+    cells = expand_grid(study, source)
+    check_data_files(study, cells, source)
+    check_against_model(study, cells, source)
+    preps, prep_of = {}, {}
+    for c in cells:
+        key = prep_key(c, study.data)
+        prep = Prep(key, c.config.data.model_dump(), c.config.model.name, c.config.model.max_len)
+        if key in preps and preps[key] != prep:  # e.g. two data overrides that differ only in a nested key
+            key = f"{key}-{len(preps)}"
+            prep.key = key
+        preps.setdefault(key, prep)
+        prep_of[c.name] = key
+    first = {}
+    for c in cells:
+        first.setdefault(c.experiment, c.name)
+    reference = {c.name: first[study.experiments[c.experiment].compare_to or study.baseline] for c in cells}
+    outputs = planned_outputs([c.family for c in cells], probes=study.probe.enabled)
+    return Plan(study, source, cells, preps, prep_of, reference, first[study.baseline], outputs)
