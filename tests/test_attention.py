@@ -4,7 +4,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from contrastlab.attention import cls_attention
-from contrastlab.model import LoraConfig, ModelConfig, build_classifier, resolve_model_path
+from contrastlab.config import LoraConfig, ModelConfig
+from contrastlab.model import build_classifier, resolve_model_path
 
 TEXTS = ["a short one", "an utterly charming, funny and surprisingly moving film about growing up",
          "dull."]

@@ -4,10 +4,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from pytorch_metric_learning.losses import NTXentLoss
 from pytorch_metric_learning.losses import SupConLoss as PmlSupConLoss
 
 from contrastlab.losses import (FocalCrossEntropy, FocalSupConLoss, MarginContrastiveLoss, MemoryQueue,
-                                SupConLoss, make_contrastive, simcse_loss, symmetric_kl)
+                                SupConLoss, make_contrastive, symmetric_kl)
 
 
 def unit(*angles_deg):
@@ -128,13 +129,24 @@ def test_margin_contrastive_matches_hand_value():
     assert MarginContrastiveLoss(0.2)(views, labels).item() == pytest.approx(expected, abs=1e-6)
 
 
-def test_simcse_loss_is_supcon_over_sample_identity_with_in_batch_negatives():
+def test_simcse_as_supcon_over_sample_identity_equals_nt_xent_with_in_batch_negatives():
+    """SimCSE is SupConLoss with labels = arange(B): each sample's two views are each other's only
+    positive (pytorch-metric-learning's NT-Xent over the 2B views is the reference)."""
     torch.manual_seed(5)
     views = torch.randn(4, 2, 8)
-    expected = SupConLoss(0.05)(views, torch.arange(4))
-    assert simcse_loss(views, 0.05).item() == pytest.approx(expected.item())
+    ours = SupConLoss(0.05)(views, torch.arange(4))
+    ref = NTXentLoss(temperature=0.05)(views.reshape(8, 8), torch.arange(4).repeat_interleave(2))
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
     twins = torch.randn(4, 1, 8).expand(4, 2, 8)
-    assert simcse_loss(twins, 0.05).item() < simcse_loss(views, 0.05).item()
+    assert SupConLoss(0.05)(twins, torch.arange(4)).item() < ours.item()
+
+
+def test_no_anchor_with_a_positive_gives_a_float32_zero_even_for_half_precision_views():
+    views = torch.randn(3, 1, 4, dtype=torch.bfloat16, requires_grad=True)
+    loss = SupConLoss(0.1)(views, torch.tensor([0, 1, 2]))
+    assert loss.dtype == torch.float32 and loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(views.grad, torch.zeros_like(views))
 
 
 def test_symmetric_kl_equals_torch_kl_div_and_hand_value():
@@ -149,6 +161,36 @@ def test_symmetric_kl_equals_torch_kl_div_and_hand_value():
     assert symmetric_kl(l1, l1).item() == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="KL reduction"):
         symmetric_kl(l1, l2, "none")
+
+
+def test_symmetric_kl_mean_is_the_mean_over_classes_too_not_batchmean():
+    """'mean' averages over all B x C elements: batchmean / C (hand values, C = 3)."""
+    l1 = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, -1.0]])
+    l2 = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.5]])
+    p1, p2 = l1.double().softmax(-1), l2.double().softmax(-1)
+    elem = (p1 * (p1 / p2).log() + p2 * (p2 / p1).log()) / 2  # [2, 3]
+    assert symmetric_kl(l1, l2, "mean").item() == pytest.approx(elem.mean().item(), rel=1e-6)
+    assert symmetric_kl(l1, l2, "batchmean").item() == pytest.approx(elem.sum().item() / 2, rel=1e-6)
+    assert symmetric_kl(l1, l2, "mean").item() == pytest.approx(symmetric_kl(l1, l2, "batchmean").item() / 3, rel=1e-6)
+    ref = (F.kl_div(p2.log(), p1, reduction="sum") + F.kl_div(p1.log(), p2, reduction="sum")) / 2 / 6
+    assert symmetric_kl(l1, l2, "mean").item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss_fn", [SupConLoss(0.05), FocalSupConLoss(0.05), MarginContrastiveLoss(0.2)],
+                         ids=["supcon", "focal", "margin"])
+def test_contrastive_math_stays_float32_under_bf16_autocast(loss_fn):
+    """Under autocast the similarity, softmax and log are still float32: the loss of float32 views
+    (with a memory) equals its value without autocast; a bf16 matmul would be off by ~1e-2."""
+    torch.manual_seed(8)
+    views, labels = torch.randn(8, 2, 32), torch.tensor([0, 1, 2, 3] * 2)
+    memory = (torch.randn(6, 32), torch.tensor([0, 1, 2, 3, 0, 1]))
+    plain = loss_fn(views, labels, memory=memory)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = loss_fn(views, labels, memory=memory)
+        kl = symmetric_kl(views[:, 0, :4] * 3, views[:, 1, :4] * 3, "mean")
+    assert cast.dtype == torch.float32 and kl.dtype == torch.float32
+    assert cast.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert kl.item() == pytest.approx(symmetric_kl(views[:, 0, :4] * 3, views[:, 1, :4] * 3, "mean").item(), rel=1e-6)
 
 
 def test_focal_ce_with_gamma_zero_is_ce_and_hand_value():

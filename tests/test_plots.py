@@ -4,8 +4,7 @@ import pandas as pd
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from contrastlab.plots import (plot_bars, plot_curves, plot_forest, plot_overlaid_curves, plot_tsne,
-                               plot_tsne_grid, tsne_2d)
+from contrastlab.plots import plot_bars, plot_curves, plot_forest, plot_tsne, plot_tsne_grid, tsne_2d
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -25,6 +24,12 @@ def history(n=60, seed=0):
                          "loss_ce": ce, "loss_supcon": supcon})
 
 
+def epochs(n=3, steps=60):
+    step = np.linspace(steps / n, steps, n).astype(int)
+    return pd.DataFrame({"step": step, "epoch": np.arange(1, n + 1), "train_loss": np.linspace(0.7, 0.3, n),
+                         "val_loss": np.linspace(0.65, 0.4, n), "val_accuracy": np.linspace(0.6, 0.8, n)})
+
+
 def test_tsne_keeps_separable_blobs_apart_and_plots(tmp_path):
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 100)
@@ -39,16 +44,54 @@ def test_tsne_keeps_separable_blobs_apart_and_plots(tmp_path):
     assert_png(tmp_path / "grid.png")
 
 
-def test_curves_and_aggregate_figures_are_valid_pngs(tmp_path):
-    plot_curves(history(), tmp_path / "curves.png", "cell")
+def test_curves_have_loss_gradient_and_validation_panels_and_are_a_valid_png(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    drawn = []
+    save = matplotlib.figure.Figure.savefig
+
+    def record(fig, *args, **kwargs):
+        drawn.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
+    plot_curves(history(), epochs(), tmp_path / "curves.png", "cell")
     assert_png(tmp_path / "curves.png")
-    plot_overlaid_curves({"baseline": history(seed=1), "scl": history(seed=2)}, "grad_norm", tmp_path / "over.png")
-    assert_png(tmp_path / "over.png")
+    (fig,) = drawn
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["loss terms", "gradient norm", "validation"]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["loss", "loss_ce", "loss_supcon"]
+    val, acc = fig.axes[2], fig.axes[3]  # the validation panel and its accuracy twin
+    assert list(val.get_lines()[0].get_ydata()) == list(epochs()["val_loss"])
+    assert list(acc.get_lines()[0].get_ydata()) == list(epochs()["val_accuracy"])
+    assert fig.axes[1].get_yscale() == "log"
+
+
+def test_bars_and_forest_are_valid_pngs(tmp_path, monkeypatch):
     bars = pd.DataFrame({"layers": ["0-3", "4-7", "0-3", "4-7"], "level": ["token", "token", "sentence", "sentence"],
                          "acc": [0.90, 0.91, 0.89, 0.92], "std": [0.01, 0.005, 0.01, 0.02]})
     plot_bars(bars, "layers", "acc", "std", "level", tmp_path / "bars.png")
     assert_png(tmp_path / "bars.png")
-    forest = pd.DataFrame({"cell": ["scl", "rdrop"], "diff": [0.01, -0.002], "lo": [0.004, -0.01],
-                           "hi": [0.016, 0.006], "significant": [True, False]})
-    plot_forest(forest, tmp_path / "forest.png")
+    forest = pd.DataFrame({"cell": ["scl", "rdrop", "token", "lora"], "diff": [0.01, -0.02, 0.002, -0.3],
+                           "lo": [0.004, -0.03, -0.006, -0.32], "hi": [0.016, -0.01, 0.01, -0.28],
+                           "verdict": ["better", "worse", "no detectable difference", "collapsed"]})
+    import matplotlib.axes
+    labels = []
+    set_yticks = matplotlib.axes.Axes.set_yticks
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_yticks",
+                        lambda ax, ticks, names=None, **kw: (labels.extend(names or []), set_yticks(ax, ticks, names, **kw)))
+    colors = {}
+    plot = matplotlib.axes.Axes.plot
+
+    def record(ax, *args, **kw):
+        if len(args) >= 2 and np.ndim(args[0]) == 0:  # the point estimate of a row
+            colors[float(args[0])] = (kw.get("color"), args[2] if len(args) > 2 else None)
+        return plot(ax, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
+    plot_forest(forest, tmp_path / "forest.png", title="Δ")
     assert_png(tmp_path / "forest.png")
+    assert labels == ["scl", "rdrop", "token", "lora (collapsed)"]
+    assert colors[0.01][0] == "C2" and colors[-0.02][0] == "C3" and colors[0.002][0] == "0.55"
+    assert colors[-0.3] == ("k", "x")

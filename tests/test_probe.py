@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from contrastlab.probe import ProbeConfig, alignment_uniformity, folds_of, nn1_predict, probe
+from contrastlab import probe as probe_module
+from contrastlab.config import ConfigError, ProbeConfig, validate
+from contrastlab.probe import ProbeSettings, alignment_uniformity, folds_of, nn1_predict, probe
 
-FAST = ProbeConfig(folds=5, seed=0, n_jobs=2, kmeans_n_init=3)
+FAST = ProbeSettings(folds=5, seed=0, n_jobs=2, kmeans_n_init=3)
 
 
 def blobs(n_per_class: int, n_classes: int, dim: int = 16, sep: float = 8.0, seed: int = 0):
@@ -40,14 +42,9 @@ def test_probe_handles_three_classes_and_string_labels():
     assert m["svm_acc"] > 0.95 and m["kmeans_ari"] > 0.9
 
 
-def test_max_samples_subsample_is_stratified_and_seeded():
-    x, y = blobs(300, 2)
-    y[:60] = 1  # imbalance: 240 / 360
-    cfg = ProbeConfig(max_samples=100, kmeans_n_init=2)
-    assert probe(x, y, cfg) == probe(x, y, cfg)  # same seed, same subsample, same numbers
-    from contrastlab.probe import subsample
-    _, ys = subsample(x, y, 100, seed=0)
-    assert len(ys) == 100 and np.sum(ys == 1) == 60
+def test_probe_is_seeded():
+    x, y = blobs(100, 2, sep=0.5, seed=4)
+    assert probe(x, y, FAST) == probe(x, y, FAST)
 
 
 def test_matrix_product_1nn_equals_sklearn_kneighbors_on_the_same_folds():
@@ -78,9 +75,9 @@ def test_alignment_uniformity_hand_checked_on_four_points():
 
 
 def test_unknown_probe_config_key_is_named():
-    with pytest.raises(ValueError, match="probe.fold"):
-        ProbeConfig.from_dict({"fold": 3})
-    assert ProbeConfig.from_dict({"folds": 3}).folds == 3
+    with pytest.raises(ConfigError, match=r"probe\.fold: unknown key; did you mean folds"):
+        validate(ProbeConfig, {"fold": 3}, "config.yaml", ("probe",))
+    assert validate(ProbeConfig, {"folds": 3}, "config.yaml", ("probe",)).folds == 3
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -97,3 +94,25 @@ def test_svm_accuracy_equals_scikit_learn_pipeline_cross_validated_on_the_same_f
     ours = probe(x, y, FAST)["svm_acc"]
     assert 0.5 < ref < 0.99
     assert ours == pytest.approx(ref, abs=1e-12)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_svm_scaler_is_fitted_on_each_train_fold_only(monkeypatch, n_classes):
+    """Standardising with statistics of all rows would leak the test fold into the SVM: every
+    StandardScaler the probe fits must see exactly one fold's train rows, once per fold."""
+    x, y = blobs(60, n_classes, dim=6, sep=1.0, seed=5)
+    row_of = {r.tobytes(): i for i, r in enumerate(x)}
+    assert len(row_of) == len(x)
+    seen = []
+
+    class Recording(probe_module.StandardScaler):
+        def fit(self, X, y=None, sample_weight=None):
+            seen.append(sorted(row_of[r.tobytes()] for r in np.asarray(X)))
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(probe_module, "StandardScaler", Recording)
+    probe(x, y, FAST)
+    trains = [sorted(train.tolist()) for train, _ in folds_of(np.unique(y, return_inverse=True)[1], 5, seed=0)]
+    assert sorted(seen) == sorted(trains)
+    assert all(len(s) < len(x) for s in seen)
+

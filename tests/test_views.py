@@ -4,8 +4,10 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer
 
+from contrastlab.config import ModelConfig
+from contrastlab.model import build_classifier
 from contrastlab.views import (cluster_views, dropout_views, kmeans, layer_cls_views, layer_set_views,
-                               token_mask, topk_token_views)
+                               token_mask, top_tokens, topk_token_views)
 
 
 def test_token_mask_excludes_cls_sep_and_padding_like_the_tokenizer(tiny_deberta_dir):
@@ -98,3 +100,27 @@ def test_layer_set_views_give_one_group_per_layer_at_both_levels():
     assert [g[0].shape for g in tok] == [(2, 3, 4)] * 2 and all(g[1].all() for g in tok)
     with pytest.raises(ValueError, match="level"):
         layer_set_views(hs, [1], "word")
+
+
+@pytest.mark.parametrize("layer", [-1, 1])
+def test_top_tokens_are_the_hidden_states_its_own_layer_attends_to_most(tiny_deberta_dir, layer):
+    """top_tokens against the eager attention map: layer l's views are hidden_states[l + 1] at the
+    k real tokens with the highest mean-over-heads [CLS] attention of attentions[l], highest first."""
+    model = build_classifier(ModelConfig(name=str(tiny_deberta_dir)), num_labels=2).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_deberta_dir)
+    enc = tok(["a fine film", "not good at all, really, not even the music", "dull and long"],
+              padding=True, return_tensors="pt", return_special_tokens_mask=True)
+    batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    k = 5
+    with torch.no_grad():
+        cls, views, valid = top_tokens(model, batch, layer, k)
+        ref = model.encoder(**batch, output_hidden_states=True, output_attentions=True)
+    real = enc["attention_mask"].bool() & ~enc["special_tokens_mask"].bool()
+    row = ref.attentions[layer][:, :, 0, :].mean(1)
+    hidden = ref.hidden_states[layer % 4 + 1]
+    torch.testing.assert_close(cls, ref.last_hidden_state[:, 0])
+    for i in range(3):
+        picks = [t for t in row[i].argsort(descending=True).tolist() if real[i, t]][:k]
+        assert valid[i].tolist() == [True] * len(picks) + [False] * (k - len(picks))
+        torch.testing.assert_close(views[i, :len(picks)], hidden[i, picks], rtol=1e-5, atol=1e-6)
+    assert valid[0].sum() < k  # the short text has fewer real tokens than k: padding views

@@ -266,6 +266,8 @@ def key_path(loc) -> str:
     """('experiments', 'scl', 'loss', 'tau') -> 'experiments.scl.loss.tau'; list items as [i]."""
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a mapping's key (rather than its value)
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -283,22 +285,28 @@ def _hint(value) -> str:
     return ""
 
 
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (ExperimentConfig in dict[str, ExperimentConfig])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in getattr(annotation, "__args__", ()) for m in _models_in(a)]
+
+
 def _known_keys(model: type[BaseModel], loc) -> list[str]:
     """The field names of the mapping at `loc` (which ends in the unknown key) within `model`."""
-    cls = model
-    for part in loc[:-1]:
-        field = cls.model_fields.get(part) if isinstance(part, str) and isinstance(cls, type) else None
+    cls, parts = model, list(loc[:-1])
+    while parts:
+        field = cls.model_fields.get(parts.pop(0))
         if field is None:
             return []
-        ann = field.annotation
-        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            cls = ann
-        elif args:
-            cls = args[0]
-        else:
+        if getattr(field.annotation, "__origin__", None) is dict or "dict[" in str(field.annotation):
+            if parts:
+                parts.pop(0)  # the mapping's own key (an experiment's name)
+        models = _models_in(field.annotation)
+        if not models:
             return []
-    return list(cls.model_fields) if isinstance(cls, type) else []
+        cls = models[0]
+    return list(cls.model_fields)
 
 
 def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
@@ -316,11 +324,16 @@ def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
         return f"{path} = {value!r}: must be {TYPE_WORDS[kind]}{_hint(value)}"
     if kind == "literal_error":
         allowed = err.get("ctx", {}).get("expected", "")
+        if "[key]" in loc:
+            return f"{key_path(loc[:-2])}: unknown key {value!r} (allowed: {allowed})"
         return f"{path} = {value!r}: must be one of {allowed}"
+    if kind == "too_short" and isinstance(value, dict):
+        return f"{path}: empty; it needs at least one entry"
     ctx = err.get("ctx", {})
     for key, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
         if key in ctx:
-            return f"{path} = {value!r}: must be {word} {ctx[key]}"
+            bound = f"{ctx[key]:g}" if isinstance(ctx[key], (int, float)) else ctx[key]
+            return f"{path} = {value!r}: must be {word} {bound}"
     if kind in ("too_short", "too_long"):
         return f"{path}: {err['msg'].lower()}"
     if kind == "value_error":

@@ -24,6 +24,7 @@ import importlib.util
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -71,7 +72,9 @@ def _decode(path: Path, encoding: str) -> str:
     """The file's text; DataError naming the line of the first byte that is not `encoding`."""
     raw = _open_bytes(path)
     try:
-        return raw.decode(encoding)
+        # A byte-order mark (Excel's "CSV UTF-8") is not text: left in, it would be part of the
+        # first column's name, or make the first JSONL line invalid JSON.
+        return raw.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
@@ -99,8 +102,11 @@ def _open_bytes(path: Path) -> bytes:
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    """One row per non-blank line, indexed by line - 1 (so that row N is line N, blank lines too).
+    Lines end at "\n" only: str.splitlines would also break at U+2028, U+0085 and the like,
+    which JSON strings may hold unescaped."""
+    rows, lines = [], []
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -110,7 +116,8 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
         if not isinstance(row, dict):
             raise DataError(f"{path}, line {n}: a JSONL line must be an object {{\"text\": ..., \"label\": ...}}")
         rows.append(row)
-    return pd.DataFrame(rows)
+        lines.append(n - 1)
+    return pd.DataFrame(rows, index=lines)
 
 
 def _read_file(path: str, split: str, encoding: str) -> pd.DataFrame:
@@ -217,7 +224,8 @@ def _check(table: _Table, declared: list | None) -> None:
             raise DataError(f"{table.origin}: no column '{col}' (columns: {', '.join(map(str, df.columns))})")
     for row, text in zip(df.index, df[text_col]):
         if not isinstance(text, str) or not text.strip():
-            what = ("empty text" if isinstance(text, str) else "empty or missing text" if pd.isna(text)
+            what = ("empty text" if isinstance(text, str) else
+                    "empty or missing text" if pd.api.types.is_scalar(text) and pd.isna(text)
                     else f"not a string: {text!r}")
             raise DataError(f"{table.origin}, column '{text_col}', row {row + 1}: {what}")
     declared_keys = {_key(v) for v in declared or []}
@@ -240,9 +248,9 @@ def _label_names(tables: dict[str, _Table], declared: list | None) -> list[str]:
 
 
 def _is_number(s: str) -> bool:
+    """A finite number: "nan", "NaN" and "inf" are text (a label "NaN" is not the number nan)."""
     try:
-        float(s)
-        return True
+        return math.isfinite(float(s))
     except ValueError:
         return False
 
@@ -350,6 +358,10 @@ def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], di
     for split, table in tables.items():
         policy = "drop" if cfg.source == "embedded" else cfg.duplicates
         frames[split], summary["duplicates"][split] = _deduplicate(_to_ids(table, names), table, policy, names)
+        if frames[split].empty:  # every text was given two labels: nothing to train or test on
+            raise DataError(f"{table.origin}: no rows left after dropping repeated texts: every one of its "
+                            f"{len(table.frame)} rows has a text that also appears with another label "
+                            "(data.duplicates: drop)")
     train, seed = tables["train"], cfg.split_seed
     _check_classes(frames["train"], train, names, "the train data")
     if "test" not in frames:
@@ -369,7 +381,7 @@ def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], di
     if summary["overlap"]["train_test"]:
         log.warning("%d test texts also appear in train (the source's own splits overlap): test accuracy is "
                     "optimistic by up to that share", summary["overlap"]["train_test"])
-    summary["label_noise"] = {"share": cfg.label_noise, "flipped": 0}
+    summary["label_noise"] = {"share": cfg.label_noise, "flipped": 0, "rows": []}
     if cfg.label_noise:
         noisy, flipped = flip_labels(frames["train"]["label"].to_numpy(), cfg.label_noise, len(names), seed)
         frames["train"] = frames["train"].assign(label=noisy)

@@ -88,10 +88,11 @@ def _check_sweep(where: str, name: str, sweep: dict[str, list]) -> None:
 
 
 def _where_set(name: str, section: str, field: str, values: dict) -> str:
-    """The key path a value came from: the sweep, else the experiment's override."""
+    """The key path of the mapping a bad value came from: the sweep, else the experiment's own
+    section (whose defaults come from the top-level section, valid by then)."""
     key = field if section == "loss" else f"{section}.{field}"
     if key in values:
-        return f"experiments.{name}.sweep.{key}"
+        return f"experiments.{name}.sweep" + ("" if section == "loss" else f".{section}")
     return f"experiments.{name}.{section}"
 
 
@@ -126,7 +127,8 @@ def experiment_cells(name: str, exp, study: StudyConfig, where: str) -> list[Cel
             except ConfigError as e:
                 field = next((p for p in e.loc if isinstance(p, str)), "")
                 origin = _where_set(name, section, field, swept)
-                raise ConfigError(f"{where}: {origin} (cell {cname}): {e.detail}") from None
+                detail = f"{origin}.{e.detail}" if field else f"{origin}: {e.detail}"
+                raise ConfigError(f"{where}: {detail} (cell {cname})") from None
         for seed in study.seeds:
             cfg = CellConfig(cell=cname, family=family, seed=seed, **resolved)
             cells.append(Cell(cname, name, family, seed, swept, cfg))

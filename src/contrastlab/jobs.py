@@ -65,6 +65,14 @@ class Attempts:
             write_json(self.path, {"fingerprint": self.fingerprint, "attempts": self.records})
 
 
+def export_for_jobs(src: str, config_files: str) -> None:
+    """Environment every job of this run inherits (locally and through SLURM): the package's
+    source first on PYTHONPATH, and the config file names for the report (never a rule param,
+    so renaming a config file reruns nothing)."""
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    os.environ["CONTRASTLAB_CONFIG_FILES"] = config_files
+
+
 def _handlers(log_file):
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_file:

@@ -79,7 +79,7 @@ class _PairwiseLoss(nn.Module):
             pos = (labs[:, None] == clabs[None, :]) & others
             per_anchor, counted = self._per_anchor(sim, pos, others)
         if not counted.any():
-            return views.sum() * 0.0  # no anchor has a positive: no loss, gradient of zeros
+            return views.sum().float() * 0.0  # no anchor has a positive: no loss (float32), zero gradient
         kept = per_anchor[counted]
         return kept.sum() if self.reduction == "sum" else kept.mean()
 
@@ -155,13 +155,24 @@ KL_REDUCTIONS = ("batchmean", "sum", "mean")
 def symmetric_kl(logits1, logits2, reduction: str = "batchmean"):
     """(KL(p1 || p2) + KL(p2 || p1)) / 2 of two outputs [B, C] (float32), reduced by
     'batchmean' (sum over classes, mean over samples: the true per-sample KL; the default),
-    'sum' (over everything, the R-Drop authors' code) or 'mean' (over all B * C elements)."""
+    'sum' (over everything, the R-Drop authors' code) or 'mean' (over all B * C elements).
+
+    The reductions are written out rather than left to `F.kl_div`, whose 'mean' is deprecated
+    (it warns on every call and is announced to become 'batchmean'): 'mean' must stay the
+    per-element mean, 1/C of 'batchmean'."""
     if reduction not in KL_REDUCTIONS:
         raise ValueError(f"KL reduction must be one of {KL_REDUCTIONS}, got {reduction!r}")
-    lp1, lp2 = F.log_softmax(logits1.float(), -1), F.log_softmax(logits2.float(), -1)
-    kl12 = F.kl_div(lp2, lp1, reduction=reduction, log_target=True)  # KL(p1 || p2)
-    kl21 = F.kl_div(lp1, lp2, reduction=reduction, log_target=True)
-    return (kl12 + kl21) / 2
+    if logits1.shape != logits2.shape or logits1.dim() != 2:
+        raise ValueError(f"symmetric_kl takes two [batch, classes] outputs, got {tuple(logits1.shape)} "
+                         f"and {tuple(logits2.shape)}")
+    with torch.autocast(logits1.device.type, enabled=False):
+        lp1, lp2 = F.log_softmax(logits1.float(), -1), F.log_softmax(logits2.float(), -1)
+        # p1 log(p1 / p2) + p2 log(p2 / p1), per element [B, C]
+        elem = (lp1.exp() - lp2.exp()) * (lp1 - lp2) / 2
+        total = elem.sum()
+    if reduction == "sum":
+        return total
+    return total / (elem.shape[0] if reduction == "batchmean" else elem.numel())
 
 
 class MemoryQueue:

@@ -47,7 +47,10 @@ def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> No
     for cell in cells:
         name = cell.config.model.name
         if name not in infos:
-            infos[name] = model_info(name)
+            try:
+                infos[name] = model_info(name)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: cell {cell.name}: {e}") from None
             if infos[name].config is None:
                 log.warning("model %s is not in the local Hugging Face cache: its layers and positions are "
                             "checked by the jobs that download it", name)

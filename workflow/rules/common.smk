@@ -9,16 +9,17 @@ import sys
 # (e.g. under --use-conda, where jobs run in the environment built from environment.yml).
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 
 from contrastlab import layout
+from contrastlab.aggregate.outputs import caption
 from contrastlab.config import ConfigError
 from contrastlab.families import objective_module
+from contrastlab.jobs import export_for_jobs
 from contrastlab.provenance import code_hash
 from contrastlab.study import plan
 
 CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml"
-os.environ["CONTRASTLAB_CONFIG_FILES"] = CONFIG_SOURCE  # for the report's landing page; never a param
+export_for_jobs(SRC, CONFIG_SOURCE)
 try:
     PLAN = plan(config, CONFIG_SOURCE)
 except ConfigError as e:
@@ -82,8 +83,8 @@ def aggregate_inputs():
 
 
 def aggregate_outputs(named=False):
-    """The report's tables (md, csv, html) and figures (png). named: {key: path} for the rule,
-    marked for the report, each with its caption ../report/<name>.rst."""
+    """The report's tables (md, csv, html) and figures (png), and its first page. named: {key:
+    path} for the rule, marked for the report, each with its caption (aggregate.outputs.caption)."""
     paths = {**layout.output_paths(R, PLAN.outputs), "landing": layout.landing_file(R)}
     if not named:
         return list(paths.values())
@@ -91,10 +92,10 @@ def aggregate_outputs(named=False):
     for key, path in paths.items():
         name, _, ext = os.path.basename(path).rpartition(".")
         if ext == "png":
-            paths[key] = report(path, caption=f"../report/{name}.rst", category="Figures",
+            paths[key] = report(path, caption=caption(name, workflow.basedir), category="Figures",
                                 labels={"figure": titles[name]})
         elif ext in ("html", "csv"):
-            paths[key] = report(path, caption=f"../report/{name}.rst", category="Tables",
+            paths[key] = report(path, caption=caption(name, workflow.basedir), category="Tables",
                                 labels={"table": titles[name], "format": ext})
     return paths
 

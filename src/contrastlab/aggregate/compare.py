@@ -8,8 +8,9 @@ the same seeds), so the interval covers both the test-set noise and the seed-to-
 The p-values are Holm-adjusted over every comparison of the study; a difference is *real*
 (better or worse) when its adjusted p is below 0.05. `mdd` is the smallest difference this test
 set and these seeds could detect at 80% power (2.80 standard errors of Δ); with one seed,
-`seeds_needed` is how many seeds Δ would need to be detectable, if the examples the two cells
-disagree on change from seed to seed. McNemar's test per shared seed is a cross-check.
+`seeds_needed` is how many seeds a Δ of this size would need for 80% power, if the examples the
+two cells disagree on change from seed to seed (NaN when the reference ran more seeds).
+McNemar's test per shared seed is a cross-check.
 """
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ Nothing heavy is imported here: the DAG build reads it to fix the aggregate rule
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from .. import families
 from ..layout import Output
 
@@ -23,6 +25,15 @@ def planned_outputs(cell_families, probes: bool = True) -> list[Output]:
     """The report of a grid with cells of these families (COMMON first, then family order)."""
     common = [o for o in COMMON if probes or o.name not in NEEDS_PROBES]
     return common + [o for f in dict.fromkeys(cell_families) for o in families.outputs(f)]
+
+
+def caption(name: str, workflow_dir: str) -> str:
+    """The report caption of output `name` (absolute): beside its family's code, or for an output
+    of every study in workflow/report/."""
+    family = owner(name)
+    if family is None:
+        return str(Path(workflow_dir) / "workflow" / "report" / f"{name}.rst")
+    return str(Path(families.__file__).parent / family / f"{name}.rst")
 
 
 def owner(name: str) -> str | None:

@@ -177,13 +177,18 @@ def delta_note(study: Study, cells: list[str], comp: pd.DataFrame) -> str:
               "seed-to-seed spread, which is not measured." if seeds == [1] else f"Mean ± std over {n_seeds}.")
     note = (f"{spread} Δ = cell − {vs} test accuracy, with a 95% paired-bootstrap "
             f"interval{n_test} (examples and seeds resampled); {SIG} = a real difference: its p-value, "
-            f"Holm-adjusted over every comparison of the study (column p), is below 0.05; no mark = not "
+            f"Holm-adjusted over every comparison of the study (column p (Holm)), is below 0.05; no mark = not "
             f"detectable here (the headline's verdict gives each cell's minimum detectable difference).")
+    return " ".join(filter(None, [note, collapse_note(study, cells), environment_warning(study, cells)]))
+
+
+def collapse_note(study: Study, cells: list[str]) -> str:
+    """What the ⚠ of a table's collapsed cells means, with each one's reason ("" when none is)."""
     flagged = [c for c in cells if study.collapsed(c)]
-    if flagged:
-        note += (f" {COLLAPSED} = collapsed (one predicted class, or a cross-entropy that never fell): "
-                 + "; ".join(f"{c}: {study.collapsed(c)}" for c in flagged) + ".")
-    return " ".join(filter(None, [note, environment_warning(study, cells)]))
+    if not flagged:
+        return ""
+    return (f"{COLLAPSED} = collapsed (one predicted class, or a cross-entropy that never fell): "
+            + "; ".join(f"{c}: {study.collapsed(c)}" for c in flagged) + ".")
 
 
 def environment_warning(study: Study, cells: list[str]) -> str:
@@ -233,8 +238,9 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
     numeric.insert(2, "reference", c["reference"].to_numpy())
     numeric.insert(3, "loss", [study.cells[x].form for x in cells])
     numeric = numeric.assign(delta=c["diff"].to_numpy(), delta_lo=c["lo"].to_numpy(), delta_hi=c["hi"].to_numpy(),
-                             p=c["p"].to_numpy(), p_holm=c["p_holm"].to_numpy(), mcnemar_p=c["mcnemar_p"].to_numpy(),
-                             mdd=c["mdd"].to_numpy(), n_test=c["n_test"].to_numpy(),
+                             se=c["se"].to_numpy(), p=c["p"].to_numpy(), p_holm=c["p_holm"].to_numpy(),
+                             mcnemar_p=c["mcnemar_p"].to_numpy(), mdd=c["mdd"].to_numpy(),
+                             seeds_needed=c["seeds_needed"].to_numpy(), n_test=c["n_test"].to_numpy(),
                              significant=c["significant"].to_numpy(), verdict=c["verdict"].to_numpy(),
                              collapsed=c["collapsed"].to_numpy())
     note = " ".join(filter(None, [delta_note(study, cells, comp), note]))
@@ -276,5 +282,5 @@ def representation(study: Study, comp: pd.DataFrame) -> Table:
             "ARI/NMI (k = number of classes), silhouette, alignment and uniformity (Wang & Isola; lower is "
             "better, marked ↓). Bold = best in its column; these probes are not paired per example, so "
             "a difference smaller than the ± std is noise. Extra layers (layer<l>_*) are in the CSV.")
-    note = " ".join(filter(None, [note, environment_warning(study, cells)]))
+    note = " ".join(filter(None, [note, collapse_note(study, cells), environment_warning(study, cells)]))
     return Table("Representation of the final [CLS]: probes", note, shown, stats)

@@ -2,8 +2,9 @@
 
 Each line: Δ to the reference with its 95% interval, the Holm-adjusted p over all comparisons,
 a word (better, worse, no detectable difference, or collapsed), and the minimum detectable
-difference at this test size and number of seeds. With one seed it says that seed-to-seed
-variance is not measured, and how many seeds the observed Δ would need.
+difference at this test size and number of seeds (80% power, unadjusted 0.05 level). With one
+seed it says that seed-to-seed variance is not measured, and how many seeds a Δ of the observed
+size would need for 80% power (not estimated when the reference ran more seeds than the cell).
 """
 from __future__ import annotations
 
@@ -33,11 +34,14 @@ def verdict_lines(study: Study, comp: pd.DataFrame) -> list[str]:
             continue
         size = f"MDD {r['mdd']:.3f} at 80% power ({int(r['n_test'])} test examples, {seeds} seed{'s' * (seeds > 1)})"
         if seeds == 1:
-            need = r["seeds_needed"]
-            need = ("no difference to detect" if math.isinf(need) else
-                    f"Δ {abs(r['diff']):.3f} would need ≥ {int(need)} seeds" if need > 1 else
-                    "Δ is detectable with this one seed")
-            size += f"; one seed: seed-to-seed variance is not measured; {need}"
+            size += "; one seed: seed-to-seed variance is not measured"
+            need = r["seeds_needed"]  # NaN when the reference ran more seeds: not estimated
+            if not pd.isna(need):
+                # a statement of power (the MDD's 80%), so it holds whatever the verdict: a Δ can be
+                # real below the MDD, or reach it and still fail Holm's bar over many comparisons
+                size += ("; no difference to detect" if math.isinf(need) else
+                         f"; a Δ of {abs(r['diff']):.3f} would need ≥ {int(need)} seeds for 80% power" if need > 1 else
+                         "; one seed has 80% power for a Δ this size")
         lines.append(f"{head} → **{r['verdict']}**; {size}")
     return lines
 
@@ -56,7 +60,7 @@ def landing_page(study: Study, comp: pd.DataFrame) -> str:
     lines = [f"**Study** ``{m.get('source', '?')}``: {n_cells} cells x {len(seeds)} seed(s) "
              f"({', '.join(map(str, seeds))}) = {n_runs} training runs; baseline ``{study.baseline}``.", "",
              f"- **Model**: ``{m.get('model', '?')}``; precision {m.get('precision', '?')}; ran on {m.get('devices', '?')}.",
-             f"- **Data**: {m.get('data', '?')}; {m.get('sizes', '')}.", ""]
+             f"- **Data**: {'; '.join(filter(None, [m.get('data', '?'), m.get('sizes')]))}.", ""]
     verdict = verdict_lines(study, comp)
     lines += ["**Verdict** (Δ test accuracy to each cell's reference, 95% paired-bootstrap interval, Holm-adjusted "
               "p over all comparisons, minimum detectable difference at 80% power):", ""]

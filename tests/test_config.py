@@ -1,0 +1,203 @@
+"""A researcher's own study: a config file is the whole study, and every mistake in it stops the
+DAG build (or, where only the job can know, the job) in one line that names the file, the key
+path or row, the bad value and what is allowed. One test per class of defect."""
+import re
+
+import pandas as pd
+import pytest
+import yaml
+
+from contrastlab.cli import main as cli
+from contrastlab.cli import read_config
+from contrastlab.config import ConfigError
+from contrastlab.study import plan
+from workflow_helpers import REPO, copy_workflow, planned_cells, planned_jobs, snakemake, write_config
+
+
+@pytest.fixture(scope="module")
+def own_csv(tmp_path_factory):
+    """A three-class CSV of one's own, with its own column names."""
+    d = tmp_path_factory.mktemp("own")
+    rows = [{"body": f"{c} article number {i} about {c} things", "topic": c}
+            for i in range(60) for c in ("sport", "politics", "science")]
+    pd.DataFrame(rows).to_csv(d / "news.csv", index=False)
+    return d / "news.csv"
+
+
+def own(csv, model="embedded", **more):
+    cfg = {"data": {"source": "files", "files": {"train": str(csv)}, "text_column": "body", "label_column": "topic"},
+           "model": {"name": model, "max_len": 32},
+           "experiments": {"baseline": {}, "scl": {"loss": {"alpha": 0.1}}}}
+    for key, value in more.items():
+        section, _, name = key.rpartition(".")
+        target = cfg
+        for part in filter(None, section.split(".")):
+            target = target.setdefault(part, {})
+        target[name] = value
+    return cfg
+
+
+def error_of(cfg, source="my.yaml") -> str:
+    with pytest.raises(ConfigError) as e:
+        plan(cfg, source)
+    text = str(e.value)
+    assert text.startswith(f"{source}: ") and "\n" not in text, text
+    return text
+
+
+# ---- 1. a config file is self-contained ---------------------------------------------------------
+
+def test_a_two_experiment_config_plans_exactly_its_two_cells(own_csv, tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump(own(own_csv)))
+    assert planned_cells(tmp_path, path) == ["cell=baseline, seed=1", "cell=scl, seed=1"]
+
+
+def test_every_section_but_data_and_experiments_is_optional_with_the_documented_defaults(own_csv):
+    p = plan(own(own_csv), "my.yaml")
+    assert p.study.train.epochs == 3 and p.study.runtime.threads == 2 and p.study.seeds == [1]
+    assert "data: required" in error_of({"experiments": {"baseline": {}}})
+    assert "experiments: empty; it needs at least one entry" in error_of({**own(own_csv), "experiments": {}})
+
+
+def test_adding_an_experiment_to_config_yaml_leaves_the_paper_preset_unchanged(tmp_path):
+    before = planned_cells(tmp_path / "a", REPO / "config" / "paper.yaml")
+    workdir = copy_workflow(tmp_path / "b")
+    default = yaml.safe_load((workdir / "config.yaml").read_text())
+    default["experiments"]["extra"] = {"family": "baseline", "sweep": {"label_smoothing": [0.1, 0.2]}}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(default, sort_keys=False))
+    after = planned_cells(workdir, workdir / "config" / "paper.yaml")
+    assert after == before and len(before) == 3 * 34
+    assert not any("extra" in c for c in after)
+    assert sum("extra" in c for c in planned_cells(workdir, None)) == 2  # config.yaml itself did gain it
+
+
+# ---- 2. checks that need the model run at DAG build, from its config.json -------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ({"experiments.scl.loss": {"views": "multi", "layer": 10}}, "loss layer 10: layer 10 is out of range for an encoder with 6 layers"),
+    ({"experiments.scl.loss": {"views": "multi", "layer": -7}}, "layer -7 is out of range for an encoder with 6 layers"),
+    ({"experiments.ml": {"family": "multilayer", "sweep": {"layers": [[4, 5], [4, 6]]}}},
+     "cell ml_layers4-6: loss layer 6: layer 6 is out of range"),
+    ({"model.max_len": 600}, "model.max_len = 600, but embedded has position embeddings for 512 tokens"),
+    ({"model.trainable_layers": 7}, "model.trainable_layers = 7, but embedded has 6 encoder layers"),
+    ({"experiments.cl": {"family": "cluster", "model": {"lora": {}}, "loss": {"k": 8, "n_clusters": 9}}},
+     "loss.n_clusters = 9 is more than loss.k = 8"),
+    ({"experiments.tok": {"family": "token", "loss": {"k": 8.5}}}, "experiments.tok.loss.k = 8.5: must be an integer"),
+    ({"experiments.ml": {"family": "multilayer", "loss": {"layers": [0, 1]}}},
+     "the contrastive term reads encoder layer(s) [0, 1], but only layers 2..5 train (model.trainable_layers = 4 of 6)"),
+])
+def test_a_config_that_does_not_fit_the_model_stops_at_dag_build(own_csv, override, message):
+    assert message in error_of(own(own_csv, **override))
+
+
+def test_the_frozen_layer_check_is_lifted_by_lora_which_adapts_every_layer(own_csv):
+    cfg = own(own_csv, **{"experiments.ml": {"family": "multilayer", "loss": {"layers": [0, 1]}, "model": {"lora": {}}}})
+    assert "ml" in plan(cfg, "my.yaml").cell_names()
+
+
+# ---- 3. wrong types are named, never coerced ------------------------------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ({"experiments.scl.loss": {"normalize": "false"}},
+     "experiments.scl.loss.normalize = 'false': must be true or false (write true or false without quotes)"),
+    ({"experiments.scl.loss": {"tau": "0.3"}},
+     "experiments.scl.loss.tau = '0.3': must be a number (it is quoted, so YAML reads it as text"),
+    ({"train.lr_top": "1e-4"}, "train.lr_top = '1e-4': must be a number (YAML reads 1e-4 as text: write it with a dot"),
+    ({"train.epochs": "three"}, "train.epochs = 'three': must be an integer"),
+    ({"train.precision": "fp64"}, "train.precision = 'fp64': must be one of 'fp32', 'bf16' or 'fp16'"),
+    ({"train.lr_haed": 1e-3}, "train.lr_haed: unknown key; did you mean lr_head?"),
+    ({"experiments.scl.train": {"lr_haed": 1e-3}}, "experiments.scl.train.lr_haed: unknown key"),
+    ({"experiments.scl.sweep": {"train.lr_haed": [1e-3]}}, "experiments.scl.sweep.train.lr_haed: unknown key"),
+])
+def test_wrong_types_and_unknown_keys_are_named(own_csv, override, message):
+    assert message in error_of(own(own_csv, **override))
+
+
+# ---- 4. paths and sources are checked when the DAG is built ---------------------------------------
+
+@pytest.mark.parametrize("override, message", [
+    ({"model.name": "./models/mine"}, "model.name './models/mine': no such directory"),
+    ({"model.name": "my models/x"}, "neither 'embedded', a local directory (it does not exist) nor a Hugging Face hub id"),
+    ({"data.files": {"training": "x.csv"}}, "data.files: unknown key 'training' (allowed: 'train', 'val'"),
+    ({"data.files": {"train": "/nonexistent/news.csv"}}, "data.files.train = '/nonexistent/news.csv': no such file"),
+    ({"data.source": "hub"}, "source 'hub' needs data.name"),
+])
+def test_paths_and_sources_are_checked_at_dag_build(own_csv, override, message):
+    assert message in error_of(own(own_csv, **override))
+
+
+def test_an_offline_hub_dataset_fails_in_its_job_with_one_line_that_says_what_to_do(monkeypatch):
+    from contrastlab.config import DataConfig
+    from contrastlab.data import DataError, load_splits
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError) as e:
+        load_splits(DataConfig(source="hub", name="contrastlab-test/no-such-dataset"))
+    text = str(e.value)
+    assert "HF_HUB_OFFLINE=1 and it is not in the local cache" in text and "datasets.load_dataset(" in text
+    assert "\n" not in text
+
+
+# ---- 5. messages locate the problem, in a line or two ----------------------------------------------
+
+def test_yaml_syntax_errors_and_empty_files_name_the_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  source: embedded\n  max_train: [1, 2\nexperiments: {}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml, line 4, column \d+: not valid YAML: expected ',' or ']'"):
+        read_config(bad)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert cli(["check", str(empty)]) == 2
+    assert "empty.yaml: the file is empty" in capsys.readouterr().err
+
+
+def test_a_schema_error_stops_snakemake_in_one_line_without_dumping_the_schema(tiny_deberta_dir, tmp_path):
+    config = write_config(tmp_path / "bad.yaml", tiny_deberta_dir, **{"train.learning_rate": 1e-3})
+    out = snakemake(tmp_path, config, "-n", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and not (tmp_path / "results").exists()
+    lines = [l for l in text.splitlines() if l.strip() and not l.startswith("Using workflow specific profile")]
+    assert lines == [f"config error: {config}: train.learning_rate: unknown key (known: epochs, max_steps, batch_size, "
+                     "grad_accum, lr_top, lr_decay, lr_head, lr_lora, weight_decay, warmup_ratio, max_grad_norm, "
+                     "contrast_set, grad_cache, precision, select, eval_every)"], text
+
+
+def test_a_data_error_in_prepare_reaches_the_terminal_once_without_a_traceback(tiny_deberta_dir, tmp_path):
+    csv = tmp_path / "news.csv"
+    csv.write_text("text,label\n")  # a header and no rows
+    config = write_config(tmp_path / "my.yaml", tiny_deberta_dir,
+                          **{"data": {"source": "files", "files": {"train": str(csv)}}})
+    out = snakemake(tmp_path, config, "--cores", "1", check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "FAILED [bad_data]" in text and f"{csv}: no data rows (only a header)" in text
+    assert "Traceback" not in text and "IndexError" not in text
+    assert text.count("no data rows") <= 2, text  # the job's line, and Snakemake's copy of its log
+
+
+def test_the_config_key_paths_of_a_repeated_sweep_value_name_the_experiment_and_cell(own_csv):
+    msg = error_of(own(own_csv, **{"experiments.scl.sweep": {"tau": [0.1, 0.1]}}))
+    assert "experiments.scl.sweep.tau: the value 0.1 is listed twice" in msg and "scl_tau0.1" in msg
+
+
+def test_check_command_summarises_a_good_config(own_csv, tmp_path, capsys):
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump(own(own_csv)))
+    assert cli(["check", str(path)]) == 0
+    assert re.search(r"OK: 2 cells x 1 seed\(s\) = 2 runs", capsys.readouterr().out)
+
+
+def test_a_three_class_study_of_ones_own_runs_end_to_end(own_csv, tiny_deberta_dir, tmp_path):
+    cfg = own(own_csv, model=str(tiny_deberta_dir), **{
+        "train": {"epochs": 1, "batch_size": 16, "grad_accum": 1, "lr_top": 1e-3, "lr_head": 1e-3},
+        "runtime": {"device": "cpu", "threads": 1}, "probe": {"max_samples": 60, "folds": 3, "tsne_perplexity": 10}})
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    snakemake(tmp_path, path, "--cores", "2")
+    table = pd.read_csv(tmp_path / "results/tables/headline.csv")
+    assert table["cell"].tolist() == ["baseline", "scl"] and table["accuracy_mean"].between(0, 1).all()
+    labels = yaml.safe_load(next((tmp_path / "results/prepared").iterdir()).joinpath("labels.json").read_text())
+    assert labels["names"] == ["politics", "science", "sport"]
+    assert planned_jobs(tmp_path, path) == {}
