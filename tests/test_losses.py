@@ -161,6 +161,8 @@ def test_symmetric_kl_equals_torch_kl_div_and_hand_value():
     assert symmetric_kl(l1, l1).item() == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="KL reduction"):
         symmetric_kl(l1, l2, "none")
+    with pytest.raises(ValueError, match=r"\[batch, classes\]"):
+        symmetric_kl(l1, l2[:, :1])
 
 
 def test_symmetric_kl_mean_is_the_mean_over_classes_too_not_batchmean():

@@ -157,7 +157,6 @@ def test_every_family_builds_with_reference_defaults_and_its_objective_module_ex
     assert math.isfinite(run(objective, model, batch)["loss"].item())
     found = importlib.util.find_spec(objective_module(family))
     assert found is not None and found.origin.endswith("objective.py")
-    assert type(objective).__module__ == objective_module(family) or family == "focal"  # focal reuses scl's
 
 
 def test_rdrop_one_stage_runs_the_encoder_once_and_two_stage_twice(setup):
@@ -365,7 +364,8 @@ def test_supcon_of_one_micro_batch_alone_finds_no_positive_where_the_union_does(
 
 GRAD_CACHE_CASES = [("scl", {"views": "multi", "layer": -2}), ("token", {"k": 4}), ("simcse", {"stages": 1}),
                     ("simcse", {}), ("focal", {"contrast": "focal", "proj_dim": 8}),
-                    ("multilayer", {"level": "token", "layers": [-2, -1], "k": 4})]
+                    ("multilayer", {"level": "token", "layers": [-2, -1], "k": 4}),
+                    ("multilayer", {"layers": [0, 1]})]  # views no trainable parameter feeds
 
 
 @pytest.mark.parametrize("family,params", GRAD_CACHE_CASES, ids=[f"{f}-{i}" for i, (f, _) in enumerate(GRAD_CACHE_CASES)])
@@ -394,6 +394,27 @@ def test_grad_cache_gives_the_terms_and_gradients_of_one_call_over_all_micro_bat
     for term in plain:
         assert not cached[term].requires_grad
         assert cached[term].item() == pytest.approx(plain[term].item(), rel=1e-5), term
+    assert_same_grads(grads_of(params_), plain_grads)
+
+
+@pytest.mark.parametrize("family,params", [("scl", {"views": "multi", "layer": -2}), ("simcse", {})])
+def test_grad_cache_replays_each_micro_batch_with_its_own_dropout(tiny, family, params):
+    """In train mode the re-run of each micro-batch restores its random state: from the same seed,
+    GradCache's terms and gradients equal one call over both micro-batches with dropout on."""
+    model, batch = tiny
+    model.train()
+    objective = build_objective(family, params, model)
+    halves = [rows(batch, 0, 4), rows(batch, 4, 8)]
+    params_ = trainable(model, objective)
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    plain = objective(model, halves, 8)
+    plain["loss"].backward()
+    plain_grads = grads_of(params_)
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    cached = objective.forward_backward_cached(model, halves, 8, lambda t: t.backward())
+    assert cached["loss"].item() == pytest.approx(plain["loss"].item(), rel=1e-5)
     assert_same_grads(grads_of(params_), plain_grads)
 
 

@@ -20,10 +20,9 @@ import psutil
 import pytest
 import yaml
 
-from workflow_helpers import REPO, SNAKEMAKE
+from workflow_helpers import REPO, SNAKEMAKE, local_env
 
-TIMING_KEYS = {"train_time_s", "step_time_s", "peak_memory_mb"}
-TRAIN_FILES = ("metrics.json", "predictions.csv", "history.csv", "weights.safetensors", "config.json")
+TIMING_KEYS = {"train_time_s", "step_time_s", "peak_memory_mb", "samples_per_s", "provenance"}
 STEP_LINE = re.compile(r"step (\d+)/(\d+) loss")
 # One cell long enough to be interrupted mid-epoch (1000 examples, 63 optimizer steps per epoch).
 CONFIG = {
@@ -37,19 +36,25 @@ CONFIG = {
 }
 # What a training job runs (workflow/scripts/train.py without Snakemake): log file, prepared dir, out dir, config.
 DRIVER = """
-import json, sys, torch
-from contrastlab.cellconfig import CellConfig
-from contrastlab.logs import job_logging
+import json, sys
+from pathlib import Path
+import torch
+from contrastlab import layout
+from contrastlab.config import CellConfig, RuntimeConfig
+from contrastlab.jobs import job
 from contrastlab.train import train
 log, prepared, out, cfg = sys.argv[1:]
+out = Path(out)
 torch.set_num_threads(1)
-with job_logging(log):
-    train(CellConfig.from_dict(json.loads(cfg)), prepared, out)
+with job(log):
+    train(CellConfig.model_validate(json.loads(cfg)), RuntimeConfig(device="cpu", threads=1, log_every=1), prepared,
+          {k: out / Path(v).name for k, v in layout.STAGE_FILES["train"].items()},
+          {k: out / Path(v).name for k, v in layout.TRAIN_STATE.items()})
 """
 
 
 def _env():
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
+    return local_env()
 
 
 def _snakemake(workdir: Path, config: Path, *args: str) -> list[str]:

@@ -21,14 +21,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from contrastlab import layout
 from workflow_helpers import REPO, SNAKEMAKE
 
 pytestmark = pytest.mark.slurm
 TOOLS = REPO / "tools"
 CELLS = ("baseline", "smooth_label_smoothing0.1")
-OUTPUTS = ["train/metrics.json", "train/weights.safetensors", "train/predictions.csv", "train/history.csv",
-           "train/config.json", "embed/embeddings.npz", "probe/metrics.json", "plots/tsne.png", "plots/curves.png"]
-TIMING_KEYS = {"train_time_s", "step_time_s", "peak_memory_mb"}  # measurements, not results
+OUTPUTS = [f for stage in ("train", "embed", "probe", "plot") for f in layout.STAGE_FILES[stage].values()]
+# measurements and where the job ran, not results
+TIMING_KEYS = {"train_time_s", "step_time_s", "peak_memory_mb", "samples_per_s", "provenance"}
 RUN_TIMEOUT_S = 900
 # Test-only: the plugin waits 40 s before its first status check; on an idle one-node cluster 2 s suffice.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2"]
@@ -115,9 +116,10 @@ def result_metrics(workdir: Path, cell: str) -> dict:
 
 
 def slurm_jobs(workdir: Path) -> dict[str, str]:
-    """SLURM job id -> rule, from the per-job logs the profile keeps (results/logs/slurm/rule_<rule>/.../<id>.log)."""
+    """SLURM job id -> the rule or group it ran, from the per-job logs the profile keeps
+    (results/logs/slurm/rule_<rule>/... or group_<group>/.../<id>.log)."""
     logs = (workdir / "results/logs/slurm").rglob("*.log")
-    return {p.stem: p.relative_to(workdir / "results/logs/slurm").parts[0].removeprefix("rule_") for p in logs}
+    return {p.stem: p.relative_to(workdir / "results/logs/slurm").parts[0] for p in logs}
 
 
 def sacct(job_ids, fields: str) -> dict[str, dict]:
@@ -128,13 +130,16 @@ def sacct(job_ids, fields: str) -> dict[str, dict]:
     return {r["id"]: r for r in rows}
 
 
-def test_tiny_workflow_through_the_slurm_profile_matches_a_local_run(slurm_cluster, tiny_deberta_dir, tmp_path):
+def test_tiny_workflow_through_the_slurm_profile_packs_each_cell_into_two_submissions_and_retries_an_oom(
+        slurm_cluster, tiny_deberta_dir, tmp_path, monkeypatch):
     config = write_config(tmp_path / "config.yaml", tiny_deberta_dir)
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
-    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    # the second cell's "GPU" holds 8 examples per micro-batch: its first attempt runs out of memory
+    monkeypatch.setenv("CONTRASTLAB_TEST_MAX_MICRO_BATCH", f"{CELLS[1]}=8")
     t0 = time.monotonic()
-    # the local reference runs alongside: the SLURM run spends most of its time waiting on polls
-    local = start(snakemake_cmd(local_dir, config, "--cores", "1", "--resources", "gpu=1"), tmp_path / "local.log")
+    # the local reference runs alongside (with the same retry): the SLURM run mostly waits on polls
+    local = start(snakemake_cmd(local_dir, config, "--cores", "1", "--resources", "gpu=1", "--retries", "1"),
+                  tmp_path / "local.log")
     slurm = start(snakemake_cmd(slurm_dir, config, "--profile", str(REPO / "profiles" / "slurm"), *FAST_POLL),
                   tmp_path / "slurm.log")
     finish(slurm, tmp_path / "slurm.log", "snakemake --profile profiles/slurm")
@@ -150,11 +155,21 @@ def test_tiny_workflow_through_the_slurm_profile_matches_a_local_run(slurm_clust
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
     dry = subprocess.run(snakemake_cmd(slurm_dir, config, "-n"), capture_output=True, text=True, env=env)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
-    # every job went through SLURM, with its log under results/logs/slurm/rule_<rule>/
+    # packing: prepare, then per cell one GPU submission (train + embed) and one CPU submission
+    # (probe + plot), then the aggregate; plus the retry of the cell that ran out of memory
     jobs = slurm_jobs(slurm_dir)
-    assert sorted(jobs.values()) == sorted(["prepare", "aggregate", *["train", "embed", "probe", "plot"] * len(CELLS)])
-    # with the profile's partition and account, and a GPU for the jobs of cells that need one
+    kinds = sorted(jobs.values())
+    gpu, cpu = "group_gpu_embed_train", "group_cpu_plot_probe"  # the plugin's log folders: group_<name>_<rules>
+    assert kinds == sorted(["rule_prepare", "rule_aggregate", *[gpu, cpu] * len(CELLS), gpu]), kinds
     acct = sacct(jobs, "Partition,Account,AllocTRES,State")
-    assert {(a["partition"], a["account"], a["state"]) for a in acct.values()} == {("main", "contrastlab", "COMPLETED")}
-    gpu_rules = {jobs[i] for i, a in acct.items() if "gres/gpu=1" in a["alloctres"]}
-    assert gpu_rules == {"train", "embed"}
+    assert len(acct) == 2 + 2 * len(CELLS) + 1 == 7  # the submissions SLURM accounted (4 per cell before packing)
+    assert {(a["partition"], a["account"]) for a in acct.values()} == {("main", "contrastlab")}
+    assert sorted(a["state"] for a in acct.values()) == ["COMPLETED"] * 6 + ["FAILED"]
+    gpu_jobs = {jobs[i] for i, a in acct.items() if "gres/gpu=1" in a["alloctres"]}
+    assert gpu_jobs == {gpu}  # the CPU group, prepare and aggregate ask for none
+    # the retried cell: its first attempt ran out of memory, the second ran half the micro-batch
+    retried = json.loads((slurm_dir / "results/cells" / CELLS[1] / "seed1/train/metrics.json").read_text())
+    assert (retried["micro_batch"], retried["grad_accum"]) == (8, 4)
+    status = pd.read_csv(slurm_dir / "results/status.csv").set_index("cell")
+    assert status.loc[CELLS[1], "first_cause"] == "GPU out of memory" and status.loc[CELLS[1], "state"] == "done"
+    assert status.loc[CELLS[0], "attempts"] == 1 and retried["provenance"]["slurm_job"] is not None

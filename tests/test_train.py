@@ -310,7 +310,8 @@ def test_a_contrastive_out_of_memory_retry_switches_to_gradcache(tiny_deberta_di
     assert micro_batching(c, 2, couples=False) == (4, False)
 
 
-def test_a_non_finite_loss_is_not_retried(cfg, prepared, tmp_path, monkeypatch):
+def test_a_non_finite_loss_is_not_retried_within_a_run_but_runs_again_in_the_next(cfg, prepared, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTRASTLAB_RUN", "run-1")
     forward = CrossEntropy.forward
 
     def poisoned(self, model, batches, n_total):
@@ -321,7 +322,6 @@ def test_a_non_finite_loss_is_not_retried(cfg, prepared, tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         with job(None, attempts_file, fingerprint_of(cfg)) as attempts:
             run(cfg, prepared, tmp_path, attempts)
-    monkeypatch.undo()
     calls = []
     monkeypatch.setattr(CrossEntropy, "forward", lambda *a: calls.append(1))
     log = tmp_path / "retry.log"
@@ -332,5 +332,10 @@ def test_a_non_finite_loss_is_not_retried(cfg, prepared, tmp_path, monkeypatch):
     text = log.read_text()
     assert "FAILED [non_finite] not retried: attempt 1 failed with non-finite loss" in text
     assert "Traceback" not in text  # one line, no traceback
+    monkeypatch.setenv("CONTRASTLAB_RUN", "run-2")  # the next snakemake run, after a fix: it trains again
+    with pytest.raises(TypeError):  # (the stand-in forward above returns nothing)
+        with job(log, attempts_file, fingerprint_of(cfg)) as attempts:
+            run(cfg, prepared, tmp_path, attempts)
+    assert calls == [1]
     other = CellConfig.model_validate({**cfg.model_dump(), "seed": 4})  # a changed config starts afresh
     assert Attempts(attempts_file, fingerprint_of(other)).records == []

@@ -101,12 +101,16 @@ def cmd_rerun(args) -> int:
     R, runtime = p.study.results, RuntimeConfig.model_validate(p.study.runtime.model_dump())
     prepared = layout.prepared_dir(R, p.prep_of[cell.name])
     torch.set_num_threads(runtime.threads)
-    with job(layout.log_file(R, args.stage, cell.name, seed)):
+    from .train import fingerprint_of
+
+    attempts = layout.attempts_file(R, args.stage, f"{cell.name}/seed{seed}")
+    fingerprint = fingerprint_of(cell.config) if args.stage == "train" else ""
+    with job(layout.log_file(R, args.stage, cell.name, seed), attempts, fingerprint) as record:
         if args.stage == "train":
             from .train import train
 
             train(cell.config, runtime, prepared, layout.stage_files(R, "train", cell.name, seed),
-                  layout.train_state(R, cell.name, seed))
+                  layout.train_state(R, cell.name, seed), record)
         else:
             from .embed import embed
 

@@ -204,6 +204,13 @@ class ContrastParams(LossParams):
     proj_dim: int | None = Field(None, ge=1, description="projection head: linear to proj_dim before the loss")
     memory: int = Field(0, ge=0, description="past contrast sets of detached views added to each (0 = off)")
 
+    @model_validator(mode="after")
+    def _convex_weight(self):
+        if self.weighting == "convex" and self.alpha > 1:
+            raise ValueError(f"loss.alpha = {self.alpha:g} must be <= 1 when loss.weighting is convex "
+                             "((1 - alpha) CE would be negative)")
+        return self
+
     def contrast_layers(self) -> list[int]:
         return [-1]
 
@@ -224,7 +231,9 @@ class ExperimentConfig(Section):
     loss: dict[str, Any] = Field({}, description="the family's hyper-parameters (its Params)")
     sweep: dict[str, list[Any]] = Field({}, description="key -> values; loss keys by name, others as data.<key>, "
                                                         "model.<key> or train.<key>")
-    compare_to: str | None = Field(None, description="experiment this one is compared with (default: the baseline)")
+    compare_to: str | None = Field(None, description="experiment this one is compared with (default: the baseline); "
+                                                     "each cell with that experiment's cell of the same sweep values "
+                                                     "(e.g. the same data.few_shot_n), else with its first cell")
     data: dict[str, Any] = Field({}, description="overrides of the data section")
     model: dict[str, Any] = Field({}, description="overrides of the model section")
     train: dict[str, Any] = Field({}, description="overrides of the train section")

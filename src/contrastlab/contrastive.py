@@ -101,8 +101,10 @@ class ContrastiveObjective(Objective):
             cls, groups = self.views(model, batch)  # the same views, now with a graph
             outs = [cls] + [v for v, _ in groups]
             grads = [cls_leaf.grad] + [v.grad for v, _ in group_leaves]
-            used = [(o, g) for o, g in zip(outs, grads) if g is not None]
-            torch.autograd.backward([o for o, _ in used], [g.to(o.dtype) for o, g in used])
+            # a view no trainable parameter feeds (a frozen layer's) has nothing to backpropagate into
+            used = [(o, g) for o, g in zip(outs, grads) if g is not None and o.requires_grad]
+            if used:
+                torch.autograd.backward([o for o, _ in used], [g.to(o.dtype) for o, g in used])
         _set_rng_state(after)
         return {k: v.detach() for k, v in terms.items()}
 

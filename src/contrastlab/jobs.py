@@ -6,7 +6,8 @@ and fail in one line.
   output: it survives a failure): when it started, how it ended and why (contrastlab.failures).
   The status table (contrastlab.status) and the retry policy read it.
 - A retry after a failure that would only repeat itself (a non-finite loss, bad data, a bad
-  config) stops at once, saying so, instead of spending another allocation.
+  config) stops at once, saying so, instead of spending another allocation. Only a retry within
+  the same Snakemake run ($CONTRASTLAB_RUN) is refused: the next run, after a fix, runs anew.
 - A failure with a known cause is logged as one line, `FAILED [<cause>] <message>`, with no
   traceback; anything else also gets its traceback, since it is a bug to look at.
 """
@@ -18,12 +19,14 @@ import os
 import socket
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from .failures import CAUSES, NOT_RETRIED
 from .io import read_json, write_json
 
 log = logging.getLogger("contrastlab")
+RUN_VAR = "CONTRASTLAB_RUN"  # one id per Snakemake run, shared by its jobs and their retries
 EXPECTED = set(CAUSES) - {"other"}  # causes whose message says it all
 
 
@@ -51,7 +54,7 @@ class Attempts:
 
     def start(self, **info) -> dict:
         record = {"attempt": len(self.records) + 1, "started": time.time(), "host": socket.gethostname(),
-                  "slurm_job": os.environ.get("SLURM_JOB_ID"), **info}
+                  "run": os.environ.get(RUN_VAR), "slurm_job": os.environ.get("SLURM_JOB_ID"), **info}
         self.records.append(record)
         self._write()
         return record
@@ -67,10 +70,11 @@ class Attempts:
 
 def export_for_jobs(src: str, config_files: str) -> None:
     """Environment every job of this run inherits (locally and through SLURM): the package's
-    source first on PYTHONPATH, and the config file names for the report (never a rule param,
-    so renaming a config file reruns nothing)."""
+    source first on PYTHONPATH, the config file names for the report (never a rule param, so
+    renaming a config file reruns nothing), and the run's id (see the module docstring)."""
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
     os.environ["CONTRASTLAB_CONFIG_FILES"] = config_files
+    os.environ.setdefault(RUN_VAR, uuid.uuid4().hex[:12])
 
 
 def _handlers(log_file):
@@ -91,8 +95,9 @@ def job(log_file: str | Path | None, attempts_file: str | Path | None = None, fi
     handlers = _handlers(log_file)
     attempts = Attempts(attempts_file, fingerprint)
     try:
-        previous = attempts.failures()[-1] if attempts.failures() else None
-        if previous is not None and previous["cause"] in NOT_RETRIED and attempts.records[-1] is previous:
+        previous = attempts.records[-1] if attempts.records else None
+        run = os.environ.get(RUN_VAR)
+        if previous is not None and previous.get("cause") in NOT_RETRIED and run and previous.get("run") == run:
             raise NotRetried(f"not retried: attempt {previous['attempt']} failed with "
                              f"{CAUSES[previous['cause']]} ({previous.get('message', '')}); a retry would fail "
                              f"the same way: fix it, then run again (a changed config starts afresh)",

@@ -63,7 +63,8 @@ def cell_status(plan, results: str, cell, stages) -> dict:
             continue
         last = attempts[-1] if attempts else None
         if last is None:
-            return row  # this stage never started: the cell is not run (yet)
+            row["stage"] = stage  # the next stage to run: the cell is not run (yet) beyond it
+            return row
         text = log.read_text(errors="replace") if log.exists() else ""
         cause = last.get("cause")
         if cause is None:  # started and never ended: killed from outside, or still running

@@ -61,6 +61,17 @@ def prep_key(cell: Cell, study_data: DataConfig) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "-", key)
 
 
+def reference_cell(cell: Cell, cells: list[Cell], experiment: str) -> str:
+    """The cell of `experiment` that `cell` is compared with: the one whose sweep values agree
+    with `cell`'s on every key it sweeps (the CE arm of the same few-shot size), else its first."""
+    candidates = list(dict.fromkeys((c.name, tuple(sorted(c.sweep.items(), key=str))) for c in cells
+                                    if c.experiment == experiment))
+    for name, sweep in candidates:
+        if sweep and all(cell.sweep.get(k, object()) == v for k, v in sweep):
+            return name
+    return candidates[0][0]
+
+
 def plan(config: dict, source: str = "config") -> Plan:
     study = validate(StudyConfig, config, source)
     check_references(study, source)
@@ -76,9 +87,10 @@ def plan(config: dict, source: str = "config") -> Plan:
             prep.key = key
         preps.setdefault(key, prep)
         prep_of[c.name] = key
+    reference = {c.name: reference_cell(c, cells, study.experiments[c.experiment].compare_to or study.baseline)
+                 for c in cells}
     first = {}
     for c in cells:
         first.setdefault(c.experiment, c.name)
-    reference = {c.name: first[study.experiments[c.experiment].compare_to or study.baseline] for c in cells}
     outputs = planned_outputs([c.family for c in cells], probes=study.probe.enabled)
     return Plan(study, source, cells, preps, prep_of, reference, first[study.baseline], outputs)

@@ -65,6 +65,15 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def injected_limit(cell: str) -> int | None:
+    """Tests: the micro-batch size above which `cell` runs out of memory, from $CONTRASTLAB_TEST_
+    MAX_MICRO_BATCH ("8" for every cell, or "cellA=8,cellB=4"); None when not set."""
+    value = os.environ.get(INJECT_MAX_MICRO, "")
+    limits = dict(part.split("=", 1) if "=" in part else ("*", part) for part in value.split(",") if part)
+    limit = limits.get(cell, limits.get("*"))
+    return int(limit) if limit else None
+
+
 def configure_runtime(runtime: RuntimeConfig) -> None:
     """Settings that must precede any CUDA work: determinism."""
     if runtime.deterministic:
@@ -114,10 +123,10 @@ class Trainer:
         """One optimizer step over the examples `idx`; -> its history row."""
         split = self.data.splits["train"]
         parts = micro_batches(idx, self.micro)
-        limit = os.environ.get(INJECT_MAX_MICRO)
-        if limit and max(len(p) for p in parts) > int(limit):
-            raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_MAX_MICRO}={limit}: "
-                                         f"a micro-batch of {max(len(p) for p in parts)})")
+        limit = injected_limit(self.cfg.cell)
+        if limit is not None and max(len(p) for p in parts) > limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_MAX_MICRO}: at most {limit} "
+                                         f"examples per micro-batch, this one has {max(len(p) for p in parts)})")
         batches = [collate(split.ids, p, self.pad_id, split.labels, self.device) for p in parts]
         sums: dict[str, float] = {}
 
