@@ -1,13 +1,16 @@
-"""Shared helpers of the benchmarks: the default cell, its prepared data, interleaved timing.
+"""Shared helpers of the benchmarks: the default study's cells, their prepared data, interleaved
+timing, the code of the commit before the redesign, the result files.
 
-Every comparison in benchmarks/ is measured side by side in one process: the contenders run in
-turn (A, B, A, B, ...) and each is judged by its median, so a neighbour's load hits both alike.
+Every comparison in benchmarks/ is measured side by side in one process (or one round robin of
+processes): the contenders run in turn (A, B, A, B, ...) and each is judged by its median, so a
+neighbour's load hits both alike.
 """
 from __future__ import annotations
 
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,58 +24,113 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = REPO / ".snakemake" / "bench-cache"  # ignored by git; prepared datasets are reused from here
+BEFORE_COMMIT = "c540d97"  # the code before the redesign (the old API), for the before/after figures
+BEFORE_TREE = Path(os.environ.get("CONTRASTLAB_BENCH_BEFORE_TREE", f"/tmp/contrastlab-bench-{BEFORE_COMMIT}"))
+# The baseline and one cell of each family of the default grid (config.yaml), and the LoRA
+# baseline the token and cluster families are compared with.
+FAMILY_CELLS = ["baseline", "rdrop_stages1", "scl_viewsone", "lora", "token_alpha0.2_k4", "cluster_n_clusters2",
+                "multilayer_layers2-3-4-5_levelsentence", "focal_contrastmargin", "simcse"]
 
 
 def default_config() -> dict:
     return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
-def default_cell(family: str = "baseline", **overrides):
-    """The CellConfig of the default study's first cell of `family` (config.yaml), on the CPU.
-    `overrides`: dotted keys (train.epochs=1) set on the resolved config."""
-    from contrastlab.cellconfig import CellConfig
-    from contrastlab.grid import expand_grid
-
-    config = default_config()
-    config["experiments"] = {family: {"family": family}}
-    d = expand_grid(config)[0].config
-    d["device"] = "cpu"
+def _dotted(d: dict, overrides: dict) -> dict:
     for key, value in overrides.items():
-        section, _, name = key.rpartition(".")
-        (d[section] if section else d)[name] = value
-    return CellConfig.from_dict(d)
+        *path, name = key.split(".")
+        target = d
+        for part in path:
+            target = target[part]
+        target[name] = value
+    return d
+
+
+def default_cell(name: str = "baseline", **overrides):
+    """The CellConfig of the default study's cell `name` (config.yaml, first seed), as its training
+    job gets it. `overrides`: dotted keys set on it (train.precision="fp32", model.max_len=256)."""
+    from contrastlab.config import CellConfig
+    from contrastlab.study import plan
+
+    cells = {c.name: c for c in reversed(plan(default_config(), "config.yaml").cells)}
+    if name not in cells:
+        raise SystemExit(f"config.yaml has no cell {name!r} (cells: {', '.join(reversed(list(cells)))})")
+    return CellConfig.model_validate(_dotted(cells[name].config.model_dump(), overrides))
+
+
+def default_runtime(**overrides):
+    """The default study's RuntimeConfig, on the CPU (benchmarks compare CPU timings)."""
+    from contrastlab.config import RuntimeConfig
+
+    d = {**(default_config().get("runtime") or {}), "device": "cpu", **overrides}
+    return RuntimeConfig.model_validate(d)
+
+
+def split_of(text: str) -> tuple[int, int]:
+    """'16x2' -> (batch_size 16, grad_accum 2)."""
+    b, _, a = text.partition("x")
+    return int(b), int(a or 1)
 
 
 def prepared_default(max_len: int | None = None, **data_overrides) -> Path:
     """The default study's prepared (tokenised) data, built once under CACHE and reused."""
-    from contrastlab.data import DataConfig, prepare
+    from contrastlab.config import DataConfig
+    from contrastlab.data import prepare
+    from contrastlab.layout import PREPARED_FILES
     from contrastlab.model import load_tokenizer
 
     config = default_config()
     data = {**config["data"], **data_overrides}
     max_len = max_len or config["model"]["max_len"]
     tag = "-".join(f"{k}{v}" for k, v in sorted(data_overrides.items()))
-    out = CACHE / f"prepared-len{max_len}{'-' + tag if tag else ''}"
-    if not (out / "labels.json").exists():
-        prepare(DataConfig.from_dict(data), load_tokenizer(config["model"]["name"]), max_len, out)
+    out = CACHE / f"prepared-v2-len{max_len}{'-' + tag if tag else ''}"
+    if not (out / PREPARED_FILES["summary"]).exists():
+        prepare(DataConfig.model_validate(data), load_tokenizer(config["model"]["name"]), max_len, out)
     return out
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict:
-    """Run each contender `warmup` times, then `repeats` rounds of all of them in turn.
-    -> {name: {"median_s", "times_s"}}; the last return value of each is kept under "result"."""
+def cell_paths(root: Path, cell: str, seed: int = 1) -> tuple[dict, dict]:
+    """(out, state) path dicts of contrastlab.train.train for a cell under `root`."""
+    from contrastlab import layout
+
+    return layout.stage_files(str(root), "train", cell, seed), layout.train_state(str(root), cell, seed)
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                rotate: bool = False) -> dict:
+    """Run each contender `warmup` times, then `repeats` rounds of all of them in turn (each round
+    in a rotated order when `rotate`). -> {name: {"median_s", "times_s", "result"}} (the last
+    return value of each is kept under "result")."""
     out = {name: {"times_s": [], "result": None} for name in contenders}
+    names = list(contenders)
     for _ in range(warmup):
-        for name, fn in contenders.items():
-            out[name]["result"] = fn()
-    for _ in range(repeats):
-        for name, fn in contenders.items():
+        for name in names:
+            out[name]["result"] = contenders[name]()
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)] if rotate else names
+        for name in order:
             t = time.perf_counter()
-            out[name]["result"] = fn()
+            out[name]["result"] = contenders[name]()
             out[name]["times_s"].append(time.perf_counter() - t)
     for r in out.values():
         r["median_s"] = statistics.median(r["times_s"]) if r["times_s"] else float("nan")
     return out
+
+
+def before_tree() -> Path:
+    """A git worktree of BEFORE_COMMIT (the code before the redesign), made once (untracked: under
+    /tmp; `git worktree remove` it, or run_all.py does at its end)."""
+    if not (BEFORE_TREE / "src" / "contrastlab").is_dir():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False, capture_output=True)
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(BEFORE_TREE),
+                        BEFORE_COMMIT], check=True, capture_output=True)
+    return BEFORE_TREE
+
+
+def remove_before_tree() -> None:
+    if BEFORE_TREE.exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(BEFORE_TREE)],
+                       check=False, capture_output=True)
 
 
 def cpu_model() -> str:
@@ -85,14 +143,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> list[str]:
+    """The CPU's bf16 / matrix units (what bf16 speed depends on)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile",
+                                                        "avx512_fp16", "amx_int8"})
+    except OSError:
+        pass
+    return []
+
+
 def machine() -> dict:
     import torch
     import transformers
 
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform(),
-            "load_avg": list(os.getloadavg()), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "python": sys.version.split()[0],
+            "platform": platform.platform(), "load_avg": list(os.getloadavg()),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
 def write_result(name: str, payload: dict, out: Path | None = None) -> Path:

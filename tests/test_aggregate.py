@@ -468,3 +468,19 @@ def test_legend_labels_fall_back_to_cell_names_when_sweep_values_do_not_tell_cel
     assert _labels(study, ["scl_viewsone", "scl_viewsmulti"], ["views"]) == {
         "scl_viewsone": "views=one", "scl_viewsmulti": "views=multi"}
     assert _labels(study, list(cells), ["views"]) == {c: c for c in cells}  # two would read "views=one"
+
+
+def test_a_cell_compared_with_a_collapsed_reference_gets_no_better_or_worse_verdict(tmp_path):
+    flag = {"one_class": True, "ce_stuck": False, "dominant_term": "ce", "dominant_share": 1.0,
+            "reason": "predicts only 'neg'; its loss is the cross-entropy alone"}
+    runs = [run_of(tmp_path, "baseline", 1, "baseline", "baseline", {}, {}, base_correct(1)),
+            run_of(tmp_path, "lora", 1, "lora", "baseline", {}, {}, base_correct(1, acc=0.5), collapsed=flag),
+            {**run_of(tmp_path, "token_alpha0.2_k30", 1, "token", "token", {"k": 30, "alpha": 0.2},
+                      {"k": 30, "alpha": 0.2}, better(1)), "reference": "lora"}]
+    outputs = {k: v for k, v in all_outputs(tmp_path, ["baseline", "token"]).items() if k.startswith("headline")}
+    aggregate(runs, outputs, baseline="baseline", n_boot=300)
+    head = pd.read_csv(outputs["headline_csv"]).set_index("cell")
+    assert head.loc["lora", "verdict"] == "collapsed"
+    assert head.loc["token_alpha0.2_k30", "verdict"] == "reference collapsed"  # its Δ is large, but to a broken arm
+    line = next(l for l in Path(outputs["headline_md"]).read_text().splitlines() if l.startswith("- **token"))
+    assert "reference collapsed" in line and "says nothing of the method" in line

@@ -339,3 +339,25 @@ def test_a_non_finite_loss_is_not_retried_within_a_run_but_runs_again_in_the_nex
     assert calls == [1]
     other = CellConfig.model_validate({**cfg.model_dump(), "seed": 4})  # a changed config starts afresh
     assert Attempts(attempts_file, fingerprint_of(other)).records == []
+
+
+def test_a_training_job_imports_only_what_it_uses(tiny_deberta_dir, prepared, tmp_path):
+    """No peft without LoRA, no scikit-learn, pandas or datasets in the training path."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, json, torch
+from pathlib import Path
+from contrastlab import layout
+from contrastlab.config import CellConfig, RuntimeConfig
+from contrastlab.train import train
+cfg = CellConfig.model_validate(json.loads({json.dumps(json.dumps(cell(tiny_deberta_dir, epochs=1).model_dump()))}))
+out = Path({str(tmp_path)!r})
+train(cfg, RuntimeConfig(device="cpu", threads=1), {str(prepared)!r},
+      {{k: out / v for k, v in layout.STAGE_FILES["train"].items()}}, {{k: out / v for k, v in layout.TRAIN_STATE.items()}})
+print(sorted(m for m in ("peft", "sklearn", "pandas", "datasets", "matplotlib") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -70,7 +70,8 @@ class DataConfig(Section):
         None, min_length=2, description="declared label set; its order defines the class ids; other labels are errors")
     duplicates: Literal["drop", "error", "keep"] = Field(
         "drop", description="repeated texts within a source: drop the repeats (and every copy of a text given two "
-                            "labels) with a warning, stop with an error, or keep them (they can leak across splits)")
+                            "labels) with a warning, stop with an error, or keep them (they can leak across splits); "
+                            "the embedded corpus always drops its repeats")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved out for validation when the source has none")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test when the source has no test split")
     split_seed: int = Field(42, description="seed of the stratified splits, caps and label noise")

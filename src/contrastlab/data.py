@@ -267,7 +267,7 @@ def _to_ids(table: _Table, names: list[str]) -> pd.DataFrame:
                          "row": table.frame.index + 1}, index=table.frame.index)
 
 
-def _deduplicate(df: pd.DataFrame, table: _Table, policy: str, names) -> tuple[pd.DataFrame, dict]:
+def _deduplicate(df: pd.DataFrame, table: _Table, policy: str, names, quiet: bool = False) -> tuple[pd.DataFrame, dict]:
     """Repeated texts within one source: kept, dropped, or an error (`data.duplicates`)."""
     key = df["text"].str.strip()
     conflicting = df.groupby(key)["label"].transform("nunique") > 1
@@ -283,8 +283,8 @@ def _deduplicate(df: pd.DataFrame, table: _Table, policy: str, names) -> tuple[p
     if policy == "keep":
         log.warning("%s: %s, kept (data.duplicates: keep): test examples may repeat train ones", table.origin, what)
         return df, stats
-    log.warning("%s: %s; dropped the repeats and every copy of a text with two labels (data.duplicates: drop)",
-                table.origin, what)
+    (log.info if quiet else log.warning)("%s: %s; dropped the repeats and every copy of a text with two labels "
+                                         "(data.duplicates: drop)", table.origin, what)
     return df[~conflicting & ~key.duplicated()], stats
 
 
@@ -356,8 +356,9 @@ def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], di
     names = _label_names(tables, declared)
     frames, summary = {}, {"duplicates": {}}
     for split, table in tables.items():
-        policy = "drop" if cfg.source == "embedded" else cfg.duplicates
-        frames[split], summary["duplicates"][split] = _deduplicate(_to_ids(table, names), table, policy, names)
+        embedded = cfg.source == "embedded"  # a known corpus: its 56 repeats are always dropped, quietly
+        frames[split], summary["duplicates"][split] = _deduplicate(_to_ids(table, names), table,
+                                                                   "drop" if embedded else cfg.duplicates, names, embedded)
         if frames[split].empty:  # every text was given two labels: nothing to train or test on
             raise DataError(f"{table.origin}: no rows left after dropping repeated texts: every one of its "
                             f"{len(table.frame)} rows has a text that also appears with another label "

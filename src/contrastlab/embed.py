@@ -12,7 +12,7 @@ from .devices import pick_device
 from .io import atomic_path
 from .layers import hidden_state_index
 from .model import load_trained
-from .precision import setup_precision
+from .precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype
 from .prepared import load_prepared
 
 
@@ -28,7 +28,10 @@ def embed(cfg: CellConfig, probe: ProbeConfig, runtime: RuntimeConfig, prepared_
     split = data.splits[probe.split]
     index = split.subsample(probe.max_samples, cfg.seed)
     ids = [split.ids[i] for i in index]
-    model = load_trained(cfg.model, weights, len(data.names), device)
+    model = load_trained(cfg.model, weights, len(data.names), device, attention_kernel(cfg.train.precision, device))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    store_frozen_in_autocast_dtype(model, cfg.train.precision)
     pad_id = data.summary["pad_id"]
     layers = list(probe.layers)
     hs_index = {l: hidden_state_index(l, model.num_layers) for l in layers}

@@ -131,11 +131,12 @@ def count_trainable(module: nn.Module) -> int:
 MODEL_PREFIX = "model."  # weights.safetensors: the classifier's tensors; the objective's are "objective.*"
 
 
-def load_trained(cfg: ModelConfig, weights: str | Path, num_labels: int, device) -> Classifier:
+def load_trained(cfg: ModelConfig, weights: str | Path, num_labels: int, device,
+                 attn_implementation: str | None = "sdpa") -> Classifier:
     """A finished cell's classifier: the pretrained encoder with the trained tensors loaded on top."""
     from safetensors.torch import load_file
 
-    model = build_classifier(cfg, num_labels).to(device)
+    model = build_classifier(cfg, num_labels, attn_implementation).to(device)
     trained = {k.removeprefix(MODEL_PREFIX): v for k, v in load_file(str(weights), device=str(device)).items()
                if k.startswith(MODEL_PREFIX)}
     unknown = set(trained) - set(model.state_dict())

@@ -162,6 +162,7 @@ def plot_forest(df: pd.DataFrame, path: str | Path, title: str = "", xlabel: str
         ax.plot([r["lo"], r["hi"]], [p, p], color=color, lw=2)
         ax.plot(r["diff"], p, "x" if r["verdict"] == "collapsed" else "o", color=color, ms=8 if r["verdict"] == "collapsed" else 6)
     ax.axvline(0.0, color="k", lw=0.8, ls="--")
-    ax.set_yticks(pos, [f"{c} (collapsed)" if v == "collapsed" else str(c) for c, v in zip(df["cell"], df["verdict"])])
+    ax.set_yticks(pos, [f"{c} ({v})" if v in ("collapsed", "reference collapsed") else str(c)
+                        for c, v in zip(df["cell"], df["verdict"])])
     ax.set(xlabel=xlabel, title=title)
     _save(fig, path)

@@ -6,6 +6,11 @@ float32 and every loss is computed in float32 (the objectives cast logits up, an
 contrastive losses turn autocast off). fp16 adds a gradient scaler against underflow; bf16 has
 fp32's range and needs none.
 
+On the CPU, bf16/fp16 run the attention as plain matmuls ("eager"): PyTorch's CPU flash-attention
+backward in bf16 is about ten times slower than in fp32, while the matmuls run on the CPU's bf16
+units. Frozen linear layers are stored in the autocast dtype: autocast only ever reads their
+weights cast to it, so storing them that way skips a cast per forward and gives the same numbers.
+
 A precision the device cannot run stops the job with an error that names `train.precision`:
 bf16 on a GPU without bf16 (before Ampere) and fp16 on a CPU that lacks float16 autocast. We do
 not fall back silently, since a bf16 cell that ran in fp32 would not be what its config says.
@@ -54,6 +59,23 @@ class Precision:
         else:  # skips the step when a gradient overflowed, and adapts the scale
             self.scaler.step(optimizer)
             self.scaler.update()
+
+
+def attention_kernel(name: str, device: torch.device) -> str:
+    """The transformers attention implementation for this precision and device (see above)."""
+    return "eager" if device.type == "cpu" and name != "fp32" else "sdpa"
+
+
+def store_frozen_in_autocast_dtype(module: torch.nn.Module, name: str) -> int:
+    """Cast the linear layers none of whose parameters train to the autocast dtype (bf16/fp16);
+    -> how many. Trainable weights, norms and embeddings stay float32."""
+    if name == "fp32":
+        return 0
+    frozen = [m for m in module.modules() if isinstance(m, torch.nn.Linear)
+              and not any(p.requires_grad for p in m.parameters())]
+    for m in frozen:
+        m.to(DTYPES[name])
+    return len(frozen)
 
 
 def check_supported(name: str, device: torch.device) -> None:

@@ -37,13 +37,13 @@ from .io import atomic_path, write_json
 from .metrics import classification_metrics, collapse
 from .model import MODEL_PREFIX, build_classifier, count_trainable, trainable_state_dict
 from .optim import build_optimizer
-from .precision import setup_precision
+from .precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype
 from .prepared import load_prepared
 from .provenance import run_record
 from .validate import ModelInfo, check_cell
 
 log = logging.getLogger("contrastlab.train")
-CHECKPOINT_EVERY_S = 30.0  # at most one end-of-epoch checkpoint per this much training time (signals always write one)
+CHECKPOINT_EVERY_S = 30.0  # after the first, at most one end-of-epoch checkpoint per this many seconds (signals always write one)
 MAX_SKIPPED_STEPS = 25  # fp16: consecutive steps skipped for overflowing gradients before the cell stops
 INJECT_MAX_MICRO = "CONTRASTLAB_TEST_MAX_MICRO_BATCH"  # tests: a micro-batch above this raises a GPU OOM
 
@@ -99,11 +99,13 @@ class Trainer:
         self.precision = setup_precision(cfg.train.precision, device, runtime.tf32)
         self.pad_id = data.summary["pad_id"]
         seed_everything(cfg.seed)
-        self.model = build_classifier(cfg.model, len(data.names)).to(device)
+        attention = attention_kernel(cfg.train.precision, device)
+        self.model = build_classifier(cfg.model, len(data.names), attention).to(device)
         # the DAG build checked this already unless the model was not in the local cache then
         check_cell(cfg, ModelInfo(cfg.model.name, "loaded", "", self.model.encoder.config.to_dict()), [],
                    f"cell {cfg.cell}")
         self.objective = build_objective(cfg.family, cfg.loss, self.model).to(device)
+        store_frozen_in_autocast_dtype(self.model, cfg.train.precision)
         # saved as weights.safetensors, where embed finds the classifier's tensors under MODEL_PREFIX
         self.modules = nn.ModuleDict({MODEL_PREFIX.rstrip("."): self.model, "objective": self.objective})
         if runtime.compile:  # the forward only: parameter names and hooks stay those of the eager module
@@ -221,7 +223,7 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
         log.info("resuming %s from epoch %d, step %d", cfg.cell, loop["step"] // steps_per_epoch + 1, loop["step"])
     else:
         loop = {"step": 0, "history": [], "epochs": [], "elapsed_s": 0.0, "best": None}
-    last_save = time.monotonic()
+    last_save = None  # the first epoch's end always writes one; later ones at most every CHECKPOINT_EVERY_S
 
     def save_checkpoint():
         nonlocal last_save
@@ -262,7 +264,7 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
                 log.warning("signal %d: checkpoint written at step %d; exiting for a retry to resume",
                             preempted.signum, n)
                 raise checkpoint.Preempted(preempted.signum)
-            if epoch_end and n < total and time.monotonic() - last_save >= min(CHECKPOINT_EVERY_S, elapsed):
+            if epoch_end and n < total and (last_save is None or time.monotonic() - last_save >= CHECKPOINT_EVERY_S):
                 save_checkpoint()
                 log.info("epoch %d done, checkpoint written", epoch + 1)
 

@@ -47,13 +47,16 @@ def compare_all(study: Study, n_boot: int = 10000, seed: int = 0) -> pd.DataFram
     out["p_holm"] = holm(out["p"].to_numpy(dtype=float))
     compared = out["diff"].notna()
     out.loc[compared, "significant"] = out.loc[compared, "p_holm"] < ALPHA
-    out.loc[compared, "verdict"] = [verdict_word(r) for _, r in out[compared].iterrows()]
+    collapsed = set(out.loc[out["collapsed"].astype(bool), "cell"])
+    out.loc[compared, "verdict"] = [verdict_word(r, r["reference"] in collapsed) for _, r in out[compared].iterrows()]
     return out
 
 
-def verdict_word(r) -> str:
+def verdict_word(r, reference_collapsed: bool = False) -> str:
     if r["collapsed"]:
         return "collapsed"
+    if reference_collapsed:  # a difference to a degenerate reference says nothing of the method
+        return "reference collapsed"
     if r["p_holm"] < ALPHA:
         return "better" if r["diff"] > 0 else "worse"
     return "no detectable difference"

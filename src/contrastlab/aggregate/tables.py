@@ -25,7 +25,7 @@ from .collect import ENVIRONMENT, PROBE_METRICS, TEST_METRICS, Study
 
 SIG = "✱"
 COLLAPSED = "⚠"
-LABELS = {"accuracy": "accuracy", "roc_auc": "ROC-AUC", "macro_f1": "macro-F1", "svm_acc": "SVM acc.",
+LABELS = {"accuracy": "accuracy", "val_accuracy": "val acc.", "roc_auc": "ROC-AUC", "macro_f1": "macro-F1", "svm_acc": "SVM acc.",
           "knn1_acc": "1-NN acc.", "kmeans_ari": "ARI", "kmeans_nmi": "NMI", "silhouette": "silhouette",
           "alignment": "alignment ↓", "uniformity": "uniformity ↓", "intra_cos": "intra-class cos",
           "inter_cos": "inter-class cos", "train_time_s": "train time (s)", "step_time_s": "step time (s)",
@@ -251,8 +251,10 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
 def headline(study: Study, comp: pd.DataFrame) -> Table:
     from .verdict import verdict_lines
 
-    t = comparison_table(study, comp, list(study.cells), TEST_METRICS, [], "Headline: test metrics of every cell",
-                         "Every cell of the grid in config order; its parameters are in the family tables.",
+    t = comparison_table(study, comp, list(study.cells), TEST_METRICS + ["val_accuracy"], [],
+                         "Headline: test metrics of every cell",
+                         "Every cell of the grid in config order; its parameters are in the family tables. val "
+                         "acc.: validation accuracy of the tested weights (what train.select chose; never test).",
                          with_sweep=False, with_family=True)
     t.preface = ["**Verdict**", ""] + [f"- {line}" for line in verdict_lines(study, comp)]
     return t

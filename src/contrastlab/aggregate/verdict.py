@@ -32,6 +32,10 @@ def verdict_lines(study: Study, comp: pd.DataFrame) -> list[str]:
         if r["verdict"] == "collapsed":
             lines.append(f"{head} → **collapsed**: {r['collapsed']}; its Δ measures the collapse, not the method")
             continue
+        if r["verdict"] == "reference collapsed":
+            lines.append(f"{head} → **reference collapsed** ({r['reference']} is degenerate): this Δ says nothing "
+                         "of the method")
+            continue
         size = f"MDD {r['mdd']:.3f} at 80% power ({int(r['n_test'])} test examples, {seeds} seed{'s' * (seeds > 1)})"
         if seeds == 1:
             size += "; one seed: seed-to-seed variance is not measured"

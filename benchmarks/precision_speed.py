@@ -1,0 +1,137 @@
+"""Training samples/s in bf16 against fp32, for the baseline and one cell of every family.
+
+    python benchmarks/precision_speed.py [--quick] [--cells baseline scl_viewsone ...]
+                                         [--repeats R] [--steps S]
+
+Workload: the default study's cells (config.yaml: embedded MiniLM-L6, max_len 64, its batch of
+32 examples per optimizer step) on the default prepared data, each run by contrastlab.train's
+own `Trainer` (`Trainer(cfg, runtime, data, device, total_steps).step(idx, epoch, step)`: collate,
+autocast, forward, backward, clipping, AdamW, scheduler: what `train` runs per step). For each
+cell four contenders are built: fp32 and bf16 (train.precision), each with the step's 32 examples
+as batch_size 16 x grad_accum 2 and as 32 x 1; nothing else differs (same seed, same init, same
+threads: runtime.threads).
+
+Timing: the real optimizer steps of epoch 0 (contrastlab.batching.epoch_steps: length-grouped,
+seeded); a round gives every contender the SAME S steps (same examples, same shapes), in a
+rotated order, after one warm-up step each; R rounds; samples/s of a contender = the examples of a
+round over its median round time. Cells are measured one after the other (four models in memory
+at a time); every ratio is within one cell's interleaved rounds.
+
+Ratios: bf16 over fp32 at the same split (goal >= GOAL for the baseline), and the new default
+(bf16 at config.yaml's split) over the old one (fp32, 16 x 2).
+
+Writes benchmarks/results/precision_speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (FAMILY_CELLS, default_cell, default_config, default_runtime, prepared_default,  # noqa: E402
+                     write_result)
+
+import torch  # noqa: E402
+
+from contrastlab.batching import epoch_steps  # noqa: E402
+from contrastlab.prepared import load_prepared  # noqa: E402
+from contrastlab.train import Trainer  # noqa: E402
+
+GOAL = 1.8  # bf16 over fp32, baseline (issue #11)
+SPLITS = [(16, 2), (32, 1)]
+PRECISIONS = ["fp32", "bf16"]
+
+
+def label(precision: str, split: tuple[int, int]) -> str:
+    return f"{precision} {split[0]}x{split[1]}"
+
+
+def measure_cell(cell: str, data, runtime, steps, n_steps: int, repeats: int) -> dict:
+    """The four contenders of one cell, interleaved over `repeats` rounds of `n_steps` steps."""
+    trainers = {}
+    for precision in PRECISIONS:
+        for b, a in SPLITS:
+            cfg = default_cell(cell, **{"train.precision": precision, "train.batch_size": b, "train.grad_accum": a})
+            trainers[label(precision, (b, a))] = Trainer(cfg, runtime, data, torch.device("cpu"), len(steps))
+    names = list(trainers)
+    counter = {n: 0 for n in names}
+
+    def run(name, idxs):
+        for idx in idxs:
+            counter[name] += 1
+            trainers[name].step(idx, 0, counter[name])
+
+    warm = steps[-1:]  # the warm-up step is not one of the timed ones
+    for n in names:
+        run(n, warm)
+    times = {n: [] for n in names}
+    samples = []
+    for r in range(repeats):
+        chunk = [steps[(r * n_steps + i) % (len(steps) - 1)] for i in range(n_steps)]
+        samples.append(sum(len(i) for i in chunk))
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            t = time.perf_counter()
+            run(n, chunk)
+            times[n].append(time.perf_counter() - t)
+    per_round = statistics.median(samples)
+    rows = {}
+    for n in names:
+        rates = [s / t for s, t in zip(samples, times[n])]
+        rows[n] = {"median_round_s": statistics.median(times[n]), "times_s": times[n],
+                   "samples_per_s": statistics.median(rates), "samples_per_round": per_round}
+    del trainers
+    gc.collect()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 cells, 1 step x 2 rounds: a smoke test")
+    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(FAMILY_CELLS)})")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell")
+    ap.add_argument("--steps", type=int, default=3, help="optimizer steps per contender and round")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    cells = args.cells or FAMILY_CELLS
+    if args.quick:
+        cells, args.repeats, args.steps = args.cells or ["baseline", "scl_viewsone"], 2, 1
+    runtime = default_runtime()
+    torch.set_num_threads(runtime.threads)
+    data = load_prepared(prepared_default())
+    effective = default_cell("baseline").train
+    step_size = effective.batch_size * effective.grad_accum
+    steps = epoch_steps([len(s) for s in data.splits["train"].ids], step_size, default_cell("baseline").seed, 0)
+    results = []
+    for cell in cells:
+        t = time.perf_counter()
+        rows = measure_cell(cell, data, runtime, steps, args.steps, args.repeats)
+        ratios = {f"{b}x{a}": rows[label("bf16", (b, a))]["samples_per_s"] / rows[label("fp32", (b, a))]["samples_per_s"]
+                  for b, a in SPLITS}
+        default_split = (effective.batch_size, effective.grad_accum)
+        new_over_old = rows[label("bf16", default_split)]["samples_per_s"] / rows[label("fp32", (16, 2))]["samples_per_s"]
+        family = default_cell(cell).family
+        results.append({"cell": cell, "family": family, "contenders": rows, "bf16_over_fp32": ratios,
+                        "new_default_over_old": new_over_old, "wall_s": time.perf_counter() - t})
+        print(f"{cell:<42}" + "".join(f"{n}: {r['samples_per_s']:6.1f}/s  " for n, r in rows.items())
+              + " bf16/fp32 " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
+              + f"; bf16 {default_split[0]}x{default_split[1]} / fp32 16x2 {new_over_old:.2f}x", flush=True)
+    base = next((r for r in results if r["cell"] == "baseline"), None)
+    goals = []
+    if base is not None:
+        for split, ratio in base["bf16_over_fp32"].items():
+            goals.append({"what": f"baseline bf16 over fp32, {split}", "goal": GOAL, "ratio": ratio, "met": ratio >= GOAL})
+    default_split = f"{effective.batch_size}x{effective.grad_accum}"
+    write_result("precision_speed", {
+        "quick": args.quick, "repeats": args.repeats, "steps_per_round": args.steps, "step_size": step_size,
+        "default_split": default_split, "default_precision": effective.precision,
+        "max_len": default_config()["model"]["max_len"], "threads": torch.get_num_threads(),
+        "splits": [f"{b}x{a}" for b, a in SPLITS], "goal": GOAL, "cells": results, "goals": goals,
+        "met": all(g["met"] for g in goals) if goals else None}, args.out)
+
+
+if __name__ == "__main__":
+    main()
