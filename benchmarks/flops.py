@@ -46,7 +46,7 @@ from _common import default_cell, default_runtime, interleaved, prepared_default
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from contrastlab.batching import collate, epoch_steps, micro_batches  # noqa: E402
+from contrastlab.batching import epoch_steps, micro_batches  # noqa: E402
 from contrastlab.prepared import load_prepared  # noqa: E402
 from contrastlab.train import Trainer  # noqa: E402
 

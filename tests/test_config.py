@@ -11,7 +11,7 @@ from contrastlab.cli import main as cli
 from contrastlab.cli import read_config
 from contrastlab.config import ConfigError
 from contrastlab.study import plan
-from workflow_helpers import REPO, copy_workflow, planned_cells, planned_jobs, snakemake, write_config
+from workflow_helpers import REPO, copy_workflow, planned_cells, planned_jobs, set_key, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,7 @@ def own(csv, model="embedded", **more):
            "model": {"name": model, "max_len": 32},
            "experiments": {"baseline": {}, "scl": {"loss": {"alpha": 0.1}}}}
     for key, value in more.items():
-        section, _, name = key.rpartition(".")
-        target = cfg
-        for part in filter(None, section.split(".")):
-            target = target.setdefault(part, {})
-        target[name] = value
+        set_key(cfg, key, value)
     return cfg
 
 

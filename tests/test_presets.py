@@ -107,3 +107,15 @@ def test_on_the_slurm_profile_each_paper_cell_is_two_submissions(tmp_path):
     jobs = planned_jobs(tmp_path, PAPER)
     submissions = jobs["prepare"] + 2 * n + jobs["aggregate"]
     assert submissions == 207 and sum(jobs.values()) == 2 + 4 * n + 1  # 411 jobs in 207 submissions
+
+
+def test_gunel_preset_compares_each_scl_cell_with_the_ce_cell_of_the_same_size_and_noise():
+    p = plan(read_config(REPO / "config" / "gunel.yaml"), "gunel.yaml")
+    assert len(p.study.seeds) >= 5 and len(p.cells) == 10 * len(p.study.seeds)
+    ref = p.reference
+    assert [ref[f"scl_few_shot_n{n}"] for n in (20, 100, 1000)] == [f"ce_few_shot_n{n}" for n in (20, 100, 1000)]
+    assert ref["scl_noisy_label_noise0.4"] == "ce_noisy_label_noise0.4"
+    assert ref["ce_noisy_label_noise0.2"] == "ce_few_shot_n100"  # noise against no noise, at the same N
+    assert len(p.preps) == 5  # a prepared dataset per N and noise level
+    cells = {c.name: c.config for c in p.cells}
+    assert cells["scl_noisy_label_noise0.2"].data.few_shot_n == 100 and cells["scl_noisy_label_noise0.2"].data.label_noise == 0.2

@@ -48,16 +48,16 @@ def package_copy(tmp_path, monkeypatch):
     copy = tmp_path / "contrastlab"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(provenance, "PACKAGE", copy)
-    provenance._file_digest.cache_clear()
+    provenance.clear_caches()
     yield copy
-    provenance._file_digest.cache_clear()
+    provenance.clear_caches()
 
 
 def test_an_edit_changes_exactly_the_hashes_of_the_stages_that_import_it(package_copy):
     entries = {f: families.objective_module(f) for f in families.NAMES}
     before = {f: code_hash(m) for f, m in entries.items()}
     (package_copy / "attention.py").write_text((package_copy / "attention.py").read_text() + "\nEDITED = 1\n")
-    provenance._file_digest.cache_clear()
+    provenance.clear_caches()
     after = {f: code_hash(m) for f, m in entries.items()}
     changed = {f for f in entries if before[f] != after[f]}
     # every family whose views come from contrastlab.views (which captures attention rows)
@@ -69,10 +69,10 @@ def test_docstrings_comments_and_formatting_do_not_change_a_hash(package_copy):
     path = package_copy / "train.py"
     text = path.read_text().replace('"""`train(cfg,', '"""Reworded. `train(cfg,', 1)
     path.write_text(text.replace("\n\n\ndef ", "\n\n\n# a comment\ndef ", 1) + "\n\n# trailing\n")
-    provenance._file_digest.cache_clear()
+    provenance.clear_caches()
     assert code_hash("contrastlab.train") == before
     path.write_text(text.replace("CHECKPOINT_EVERY_S = 30.0", "CHECKPOINT_EVERY_S = 31.0"))
-    provenance._file_digest.cache_clear()
+    provenance.clear_caches()
     assert code_hash("contrastlab.train") != before
 
 

@@ -28,7 +28,8 @@ def embed(cfg: CellConfig, probe: ProbeConfig, runtime: RuntimeConfig, prepared_
     split = data.splits[probe.split]
     index = split.subsample(probe.max_samples, cfg.seed)
     ids = [split.ids[i] for i in index]
-    model = load_trained(cfg.model, weights, len(data.names), device, attention_kernel(cfg.train.precision, device))
+    attention = attention_kernel(cfg.train.precision, device, backward=False)
+    model = load_trained(cfg.model, weights, len(data.names), device, attention)
     for p in model.parameters():
         p.requires_grad_(False)
     store_frozen_in_autocast_dtype(model, cfg.train.precision)

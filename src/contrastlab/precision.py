@@ -6,9 +6,9 @@ float32 and every loss is computed in float32 (the objectives cast logits up, an
 contrastive losses turn autocast off). fp16 adds a gradient scaler against underflow; bf16 has
 fp32's range and needs none.
 
-On the CPU, bf16/fp16 run the attention as plain matmuls ("eager"): PyTorch's CPU flash-attention
-backward in bf16 is about ten times slower than in fp32, while the matmuls run on the CPU's bf16
-units. Frozen linear layers are stored in the autocast dtype: autocast only ever reads their
+On the CPU, bf16/fp16 training runs the attention as plain matmuls ("eager"): PyTorch's CPU
+flash-attention backward in bf16 is about ten times slower than in fp32, while the matmuls run on
+the CPU's bf16 units. Frozen linear layers are stored in the autocast dtype: autocast only ever reads their
 weights cast to it, so storing them that way skips a cast per forward and gives the same numbers.
 
 A precision the device cannot run stops the job with an error that names `train.precision`:
@@ -61,9 +61,10 @@ class Precision:
             self.scaler.update()
 
 
-def attention_kernel(name: str, device: torch.device) -> str:
-    """The transformers attention implementation for this precision and device (see above)."""
-    return "eager" if device.type == "cpu" and name != "fp32" else "sdpa"
+def attention_kernel(name: str, device: torch.device, backward: bool = True) -> str:
+    """The transformers attention implementation for this precision and device (see above); a job
+    without a backward pass (embedding) keeps SDPA, whose bf16 forward is the fastest."""
+    return "eager" if backward and device.type == "cpu" and name != "fp32" else "sdpa"
 
 
 def store_frozen_in_autocast_dtype(module: torch.nn.Module, name: str) -> int:

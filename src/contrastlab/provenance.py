@@ -43,7 +43,8 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path, module: str | None) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _imports(path: Path, module: str | None) -> frozenset[str]:
     """The contrastlab modules `path` imports anywhere in it (a lazy import inside a function
     counts: the code may run). `module`: the file's own dotted name, for relative imports."""
     tree = ast.parse(path.read_text(), str(path))
@@ -68,7 +69,7 @@ def _imports(path: Path, module: str | None) -> set[str]:
     for name in found:
         parts = name.split(".")
         out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))  # a submodule runs its parents
-    return {m for m in out if _module_file(m) is not None}
+    return frozenset(m for m in out if _module_file(m) is not None)
 
 
 def import_closure(*entries: str | Path) -> list[Path]:
@@ -104,6 +105,7 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=None)  # the DAG build asks once per job: one parse per file is enough
 def code_hash(*entries: str | Path) -> str:
     """Hash of the import closure of `entries` (see the module docstring)."""
     h = hashlib.sha256()
@@ -111,6 +113,12 @@ def code_hash(*entries: str | Path) -> str:
         h.update(path.relative_to(PACKAGE).as_posix().encode())
         h.update(_file_digest(path).encode())
     return h.hexdigest()[:12]
+
+
+def clear_caches() -> None:
+    """Forget every parse and hash (after the source changed within one process)."""
+    for fn in (_imports, _file_digest, code_hash):
+        fn.cache_clear()
 
 
 # ---- the machine -------------------------------------------------------------------------------

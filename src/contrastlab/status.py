@@ -46,8 +46,10 @@ def cell_status(plan, results: str, cell, stages) -> dict:
     failures = [a for a in train_attempts if a.get("cause") not in (None, "done")]
     row["first_cause"] = CAUSES.get(failures[0]["cause"], "") if failures else ""
     metrics = Path(layout.stage_files(results, "train", cell.name, cell.seed)["metrics"])
-    if metrics.exists():
-        row["micro_batch"] = read_json(metrics).get("micro_batch", "")
+    try:
+        row["micro_batch"] = read_json(metrics).get("micro_batch", "") if metrics.exists() else ""
+    except ValueError:  # not written by a training job (e.g. snakemake --touch): say nothing of it
+        pass
     if done:
         row["state"] = "done"
         return row

@@ -61,13 +61,23 @@ def prep_key(cell: Cell, study_data: DataConfig) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "-", key)
 
 
+def resolved_value(cell: Cell, key: str):
+    """A cell's value of a sweep key: `k` is loss.k, `data.few_shot_n` its data section's."""
+    config = cell.config.model_dump()
+    section, _, name = key.partition(".") if "." in key else ("loss", "", key)
+    value = config[section]
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def reference_cell(cell: Cell, cells: list[Cell], experiment: str) -> str:
-    """The cell of `experiment` that `cell` is compared with: the one whose sweep values agree
-    with `cell`'s on every key it sweeps (the CE arm of the same few-shot size), else its first."""
+    """The cell of `experiment` that `cell` is compared with: the one whose swept values `cell`
+    also has (the CE arm of the same few-shot size and noise), else that experiment's first cell."""
     candidates = list(dict.fromkeys((c.name, tuple(sorted(c.sweep.items(), key=str))) for c in cells
                                     if c.experiment == experiment))
     for name, sweep in candidates:
-        if sweep and all(cell.sweep.get(k, object()) == v for k, v in sweep):
+        if sweep and all(resolved_value(cell, k) == v for k, v in sweep):
             return name
     return candidates[0][0]
 

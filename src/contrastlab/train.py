@@ -43,7 +43,7 @@ from .provenance import run_record
 from .validate import ModelInfo, check_cell
 
 log = logging.getLogger("contrastlab.train")
-CHECKPOINT_EVERY_S = 30.0  # after the first, at most one end-of-epoch checkpoint per this many seconds (signals always write one)
+CHECKPOINT_EVERY_S = 30.0  # after the first, at most one epoch-end checkpoint per this many s (signals: always)
 MAX_SKIPPED_STEPS = 25  # fp16: consecutive steps skipped for overflowing gradients before the cell stops
 INJECT_MAX_MICRO = "CONTRASTLAB_TEST_MAX_MICRO_BATCH"  # tests: a micro-batch above this raises a GPU OOM
 

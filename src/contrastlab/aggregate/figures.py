@@ -91,19 +91,28 @@ def _off_unused(axes, used: int, ncol: int, rows_per_panel: int = 1) -> None:
             axes[rows_per_panel * (k // ncol) + r, k % ncol].axis("off")
 
 
+def _paired_panels(study: Study, height: float):
+    """A figure with two rows of axes per family panel: -> (fig, axes, [(family, cells, top,
+    bottom, legend labels)]); the unused axes are switched off."""
+    panels, nrow, ncol = _family_panels(study)
+    fig, axes = plt.subplots(2 * nrow, ncol, figsize=(4.2 * ncol, height * nrow), squeeze=False)
+    _off_unused(axes, len(panels), ncol, 2)
+    return fig, [(family, cells, axes[2 * (i // ncol), i % ncol], axes[2 * (i // ncol) + 1, i % ncol],
+                  {c: l + (" ⚠" if study.collapsed(c) else "") for c, l in
+                   _labels(study, cells, _sweep_keys(study, cells)).items()})
+                 for i, (family, cells) in enumerate(panels)]
+
+
 def loss_curves(study: Study, comp: pd.DataFrame, path) -> None:
     """Top row: the total loss of each family's cells; bottom row: their classification term
     (CE, focal CE, or the mean of R-Drop's two CEs), with the baseline's CE dashed for reference."""
-    panels, nrow, ncol = _family_panels(study)
-    fig, axes = plt.subplots(2 * nrow, ncol, figsize=(4.2 * ncol, 6.4 * nrow), squeeze=False)
+    fig, panels = _paired_panels(study, 6.4)
     base = study.history(study.baseline)
-    for i, (family, cells) in enumerate(panels):
-        top, bottom = axes[2 * (i // ncol), i % ncol], axes[2 * (i // ncol) + 1, i % ncol]
-        labels = _labels(study, cells, _sweep_keys(study, cells))
+    for family, cells, top, bottom, labels in panels:
         for j, c in enumerate(cells):
             h = study.history(c)
             color, ls = f"C{j % 10}", "-" if j < 10 else "--"
-            _draw(top, h, "loss", labels[c] + (" ⚠" if study.collapsed(c) else ""), color, ls)
+            _draw(top, h, "loss", labels[c], color, ls)
             _draw(bottom, h, _ce_column(study, c, h), None, color, ls)
         if family != study.cells[study.baseline].family:
             _draw(bottom, base, _ce_column(study, study.baseline, base), f"{study.baseline} (CE)", "k", "--", faint=False)
@@ -111,7 +120,6 @@ def loss_curves(study: Study, comp: pd.DataFrame, path) -> None:
         top.set(title=f"{family}: total loss", xlabel="optimizer step", ylabel="loss")
         bottom.set(title=f"{family}: classification term", xlabel="optimizer step", ylabel="CE")
         top.legend(frameon=False, fontsize="x-small", loc="upper right", ncol=1 + len(cells) // 8)
-    _off_unused(axes, len(panels), ncol, 2)
     fig.suptitle("Training loss by family (first seed; faint: per step, bold: rolling mean; ⚠ collapsed)")
     fig.tight_layout()
     save_figure(fig, path)
@@ -155,17 +163,13 @@ def grad_norm(study: Study, comp: pd.DataFrame, path) -> None:
 def val_curves(study: Study, comp: pd.DataFrame, path) -> None:
     """Per family: validation accuracy (top) and loss (bottom) at each validation of each cell,
     the baseline dashed; a cell trained with train.select best_val is tested at its best point."""
-    panels, nrow, ncol = _family_panels(study)
-    fig, axes = plt.subplots(2 * nrow, ncol, figsize=(4.2 * ncol, 6.0 * nrow), squeeze=False)
+    fig, panels = _paired_panels(study, 6.0)
     base = study.epochs(study.baseline)
-    for i, (family, cells) in enumerate(panels):
-        top, bottom = axes[2 * (i // ncol), i % ncol], axes[2 * (i // ncol) + 1, i % ncol]
-        labels = _labels(study, cells, _sweep_keys(study, cells))
+    for family, cells, top, bottom, labels in panels:
         for j, c in enumerate(cells):
             e = study.epochs(c)
             color, ls = f"C{j % 10}", "-" if j < 10 else "--"
-            top.plot(e["step"], e["val_accuracy"], "o", color=color, ls=ls, ms=3,
-                     label=labels[c] + (" ⚠" if study.collapsed(c) else ""))
+            top.plot(e["step"], e["val_accuracy"], "o", color=color, ls=ls, ms=3, label=labels[c])
             bottom.plot(e["step"], e["val_loss"], "o", color=color, ls=ls, ms=3)
         if family != study.cells[study.baseline].family:
             top.plot(base["step"], base["val_accuracy"], "k--", lw=1, label=study.baseline)
@@ -173,7 +177,6 @@ def val_curves(study: Study, comp: pd.DataFrame, path) -> None:
         top.set(title=f"{family}: validation accuracy", xlabel="optimizer step", ylabel="accuracy")
         bottom.set(title=f"{family}: validation loss", xlabel="optimizer step", ylabel="cross-entropy")
         top.legend(frameon=False, fontsize="x-small", loc="lower right", ncol=1 + len(cells) // 8)
-    _off_unused(axes, len(panels), ncol, 2)
     fig.suptitle("Validation after each epoch (or every train.eval_every steps), first seed")
     fig.tight_layout()
     save_figure(fig, path)
