@@ -1,6 +1,7 @@
 """The status of a study: every cell x seed, done, failed (and why) or not run.
 
-`results/status.md` and `status.csv`: one row per cell x seed with its state, the stage that
+`results/status.md` and `status.csv`: one row per cell x seed with its state (done, failed, not
+run, or running or killed: started and not ended, with no cause found in its logs), the stage that
 failed, the cause (contrastlab.failures: GPU or CPU out of memory, time limit, preempted,
 non-finite loss, bad data, bad config, killed, other), the attempts, the log and its last error
 line. Written when a run ends, whether it succeeded or not (the Snakefile's onsuccess/onerror),
@@ -68,10 +69,11 @@ def cell_status(plan, results: str, cell, stages) -> dict:
             row["stage"] = stage  # the next stage to run: the cell is not run (yet) beyond it
             return row
         text = log.read_text(errors="replace") if log.exists() else ""
-        cause = last.get("cause")
+        cause, state = last.get("cause"), "failed"
         if cause is None:  # started and never ended: killed from outside, or still running
             cause = classify_log(_slurm_log_text(results, stage, cell.name, cell.seed) + text) or "killed"
-        row.update(state="failed", stage=stage, cause=CAUSES.get(cause, cause), log=str(log),
+            state = "failed" if cause != "killed" else "running or killed"
+        row.update(state=state, stage=stage, cause=CAUSES.get(cause, cause), log=str(log),
                    last_error=(last.get("message") or last_error_line(text))[:300])
         return row
     return row
@@ -91,9 +93,11 @@ def write_status_table(plan, results: str) -> list[dict]:
     w.writerows(rows)
     with atomic_path(paths["csv"]) as tmp:
         tmp.write_text(buf.getvalue())
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "failed", "not run")}
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "failed", "not run", "running or killed")}
+    running = f", {counts['running or killed']} running or killed" if counts["running or killed"] else ""
     lines = [f"# Status of {plan.source}", "",
-             f"{len(rows)} cell x seed runs: {counts['done']} done, {counts['failed']} failed, {counts['not run']} not run. "
+             f"{len(rows)} cell x seed runs: {counts['done']} done, {counts['failed']} failed{running}, "
+             f"{counts['not run']} not run. "
              "Rerun only what failed or was never run with the same snakemake command: finished cells are not redone.",
              "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
