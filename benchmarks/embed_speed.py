@@ -7,8 +7,8 @@ Every contender does the whole job from the same files: load the prepared split 
 trained weights (a baseline cell's `weights.safetensors`, written once here), run the encoder in
 eval mode without gradients, keep the final [CLS] of every example and write an .npz.
 - ours, fp32 and bf16: `contrastlab.embed.embed` (length-sorted batches, each padded to its
-  longest) with train.precision fp32 / bf16 (bf16: autocast, eager attention on the CPU, frozen
-  linear layers stored in bf16: contrastlab.precision);
+  longest) with train.precision fp32 / bf16 (bf16: autocast, SDPA attention, every linear layer
+  stored in bf16 since nothing trains: contrastlab.precision);
 - plain (fp32): the usual loop: batches in dataset order, every input padded to max_len.
 Same batch size (runtime.eval_batch_size 64), same threads (runtime.threads).
 

@@ -207,8 +207,9 @@ def section_embed(r: dict) -> list[str]:
                      f"{c['ours_samples_per_s']:.1f} | {c['ours_bf16_samples_per_s']:.1f} | {c['plain_samples_per_s']:.1f} | "
                      f"{c['ratio']:.2f}x | {_verdict(c['met'])} | {c['max_abs_diff']:.1e} | "
                      f"**{c['bf16_over_fp32']:.2f}x** | {c['bf16_min_cosine']:.6f} |")
-    lines += ["", "bf16 / fp32 has no goal in the issue: it is the figure. In bf16 on the CPU `embed` uses eager "
-              "attention (contrastlab.precision.attention_kernel)."]
+    lines += ["", "bf16 / fp32 has no goal in the issue: it is the figure. `embed` has no backward pass, so in bf16 "
+              "it keeps SDPA attention, whose bf16 forward is the fastest, and stores every linear layer in "
+              "bf16 (contrastlab.precision)."]
     return lines
 
 
