@@ -380,6 +380,13 @@ def goal_rows(load) -> list[tuple]:
     return rows
 
 
+def _invocation(runs: dict) -> str:
+    """What the wall time covers: the whole `make bench`, or only the benchmarks an --only run reran."""
+    if set(runs) >= {b[0] for b in BENCHMARKS}:
+        return "`make bench`"
+    return f"`--only {' '.join(runs)}` (the other sections are from an earlier run)"
+
+
 def write_report(runs: dict, started: float, wall: float | None, quick: bool, m: dict, results: Path,
                  report: Path) -> None:
     def load(name):
@@ -396,7 +403,7 @@ def write_report(runs: dict, started: float, wall: float | None, quick: bool, m:
              f"- date: {m['date']}; load average at the end {', '.join(f'{x:.1f}' for x in m['load_avg'])} "
              "(a shared machine: a load near or above the cores means neighbours ran during the benchmarks)",
              f"- mode: {'--quick (smoke test: not the figures to judge)' if quick else 'full'}"
-             + (f"; `make bench` wall time {wall / 60:.1f} min" if wall else ""), ""]
+             + (f"; {_invocation(runs)} wall time {wall / 60:.1f} min" if wall else ""), ""]
     lines += ["## Goals", "",
               "Each goal of issue #11 (\"Mixed precision and a grid twice as fast\"), then the earlier goals the "
               "benchmarks keep, with the value measured in this run.", "",

@@ -14,7 +14,6 @@ from ...layout import Output
 
 OUTPUTS = [Output("token_k_alpha", "table", "Token-level contrast: k x alpha"),
            Output("tsne_k_alpha", "figure", "Token-level contrast: t-SNE of [CLS], k x alpha")]
-AGGREGATE_INPUTS = ["tsne_xy"]  # per-cell plot files its report reads (contrastlab.layout.STAGE_FILES["plot"])
 
 
 class Params(ContrastParams):
