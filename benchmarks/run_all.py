@@ -110,7 +110,7 @@ def section_precision_speed(r: dict) -> list[str]:
         lines.append(f"| {c['cell']} | {c['family']} | {rates} | {ratios} | {c['new_default_over_old']:.2f}x |")
     lines += ["", "| goal | measured | verdict |", "|---|---:|---|"]
     for g in r.get("goals", []):
-        lines.append(f"| {g['what']} >= {g['goal']}x | {g['ratio']:.2f}x | {_verdict(g['met'])} |")
+        lines.append(f"| {g['what']} >= {g['goal']}x | {g['ratio']:.3f}x | {_verdict(g['met'])} |")
     lines += ["", "The last column is the speed-up of the new default recipe over the old one (fp32, 16 x 2) "
               "at the same 32 examples per step."]
     return lines
@@ -320,7 +320,7 @@ def goal_rows(load) -> list[tuple]:
     def ps_goal(split):
         def f(r):
             g = next(g for g in r["goals"] if g["what"].endswith(split))
-            return f"{g['ratio']:.2f}x", g["met"]
+            return f"{g['ratio']:.3f}x", g["met"]  # 3 decimals: 1.797 must not read as a missed 1.80
         return f
 
     add("Training samples/s bf16 / fp32, baseline, 32 x 1: >= 1.8x", "#11", "precision_speed", ps_goal("32x1"))
@@ -368,7 +368,7 @@ def goal_rows(load) -> list[tuple]:
     add("Embedding ours fp32 / plain loop: >= 1.0x", "kept", "embed_speed",
         lambda r: ("; ".join(f"{c['ratio']:.2f}x" for c in r["cases"]), r["met"]))
     add("Probe stage ours / reference time: <= 0.35x", "kept", "probe_speed",
-        lambda r: (f"{r['overall_ratio']:.2f}x", r["overall_ratio"] <= r["goal_ratio"] and r["all_agree"]))
+        lambda r: (f"{r['overall_ratio']:.3f}x", r["overall_ratio"] <= r["goal_ratio"] and r["all_agree"]))
 
     def fam(r):
         judged = [v for v in r["variants"] if v.get("target")]
