@@ -133,16 +133,6 @@ def remove_before_tree() -> None:
                        check=False, capture_output=True)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_flags() -> list[str]:
     """The CPU's bf16 / matrix units (what bf16 speed depends on)."""
     try:
@@ -160,7 +150,9 @@ def machine() -> dict:
     import torch
     import transformers
 
-    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+    from contrastlab.provenance import cpu_name
+
+    return {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__, "python": sys.version.split()[0],
             "platform": platform.platform(), "load_avg": list(os.getloadavg()),
