@@ -73,6 +73,7 @@ def test_adding_an_experiment_to_config_yaml_leaves_the_paper_preset_unchanged(t
 @pytest.mark.parametrize("override, message", [
     ({"experiments.scl.loss": {"views": "multi", "layer": 10}}, "loss layer 10: layer 10 is out of range for an encoder with 6 layers"),
     ({"experiments.scl.loss": {"views": "multi", "layer": -7}}, "layer -7 is out of range for an encoder with 6 layers"),
+    ({"experiments.scl.loss": {"layer": 10}}, "loss layer 10: layer 10 is out of range"),  # views "one" ignores it
     ({"experiments.ml": {"family": "multilayer", "sweep": {"layers": [[4, 5], [4, 6]]}}},
      "cell ml_layers4-6: loss layer 6: layer 6 is out of range"),
     ({"model.max_len": 600}, "model.max_len = 600, but embedded has position embeddings for 512 tokens"),
@@ -85,6 +86,11 @@ def test_adding_an_experiment_to_config_yaml_leaves_the_paper_preset_unchanged(t
 ])
 def test_a_config_that_does_not_fit_the_model_stops_at_dag_build(own_csv, override, message):
     assert message in error_of(own(own_csv, **override))
+
+
+def test_a_layer_that_views_one_ignores_passes_when_the_model_has_it(own_csv):
+    cfg = own(own_csv, **{"experiments.scl.sweep": {"views": ["one", "multi"]}, "experiments.scl.loss": {"layer": 3}})
+    assert {"scl_viewsone", "scl_viewsmulti"} <= set(plan(cfg, "my.yaml").cell_names())
 
 
 def test_the_frozen_layer_check_is_lifted_by_lora_which_adapts_every_layer(own_csv):

@@ -183,6 +183,11 @@ class LossParams(Section):
         A layer below the trainable ones would give that term no gradient (checked at DAG build)."""
         return []
 
+    def named_layers(self) -> list[int]:
+        """Every layer index the config names, read or not: all must exist in the model (a
+        `layer: 10` that views "one" ignores is still a mistake to report)."""
+        return self.contrast_layers()
+
     def form(self) -> str:
         """How the loss is composed, in words, for the tables ("" when only the family says it)."""
         return ""

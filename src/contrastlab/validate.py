@@ -68,7 +68,7 @@ def check_cell(cfg, info: ModelInfo, probe_layers, at: str) -> None:
         raise ConfigError(f"{at}: model.max_len = {m.max_len}, but {m.name} has position embeddings for "
                           f"{info.max_positions} tokens")
     params = families.parse_params(cfg.family, cfg.loss, at)
-    for layer in params.contrast_layers():
+    for layer in params.named_layers():
         try:
             resolve_layer(layer, n)
         except ValueError as e:

@@ -26,3 +26,6 @@ class Params(ContrastParams):
 
     def contrast_layers(self) -> list[int]:
         return [-1, self.layer] if self.views == "multi" else [-1]
+
+    def named_layers(self) -> list[int]:
+        return [-1, self.layer] if self.views == "multi" or "layer" in self.model_fields_set else [-1]
