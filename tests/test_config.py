@@ -1,6 +1,7 @@
 """A researcher's own study: a config file is the whole study, and every mistake in it stops the
 DAG build (or, where only the job can know, the job) in one line that names the file, the key
 path or row, the bad value and what is allowed. One test per class of defect."""
+import os
 import re
 
 import pandas as pd
@@ -140,6 +141,20 @@ def test_an_offline_hub_dataset_fails_in_its_job_with_one_line_that_says_what_to
     text = str(e.value)
     assert "HF_HUB_OFFLINE=1 and it is not in the local cache" in text and "datasets.load_dataset(" in text
     assert "\n" not in text
+
+
+def test_an_offline_hub_model_fails_in_its_job_with_one_line_that_says_what_to_do():
+    from contrastlab.config import ModelConfig
+    from contrastlab.model import build_classifier, load_tokenizer
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # conftest: the tests never reach the hub
+    for load in (lambda: load_tokenizer("contrastlab-test/no-such-model"),
+                 lambda: build_classifier(ModelConfig(name="contrastlab-test/no-such-model"), 2)):
+        with pytest.raises(ConfigError) as e:
+            load()
+        text = str(e.value)
+        assert text.startswith("model.name 'contrastlab-test/no-such-model' cannot be loaded: HF_HUB_OFFLINE=1 and it "
+                               "is not in the local cache. Download it once") and "\n" not in text
 
 
 # ---- 5. messages locate the problem, in a line or two ----------------------------------------------

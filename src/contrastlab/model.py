@@ -7,12 +7,13 @@ peft is imported only for LoRA cells.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .config import LoraConfig, ModelConfig
+from .config import ConfigError, LoraConfig, ModelConfig
 from .hfconfig import model_location
 
 
@@ -21,10 +22,27 @@ def resolve_model_path(name: str) -> str:
     return model_location(name)[1]
 
 
+def from_pretrained(loader, name: str, **kwargs):
+    """`loader.from_pretrained` of model.name, with a hub model the job cannot fetch (offline and not
+    cached, no network, no such repo) as one ConfigError that says what to do, not a traceback."""
+    source, location = model_location(name)
+    try:
+        return loader.from_pretrained(location, **kwargs)
+    except OSError as e:
+        if source != "hub":
+            raise
+        why = ("HF_HUB_OFFLINE=1 and it is not in the local cache" if os.environ.get("HF_HUB_OFFLINE") == "1"
+               else str(e).splitlines()[0])
+        raise ConfigError(f"model.name {name!r} cannot be loaded: {why}. Download it once where the hub is reachable "
+                          f"(python -c \"from transformers import AutoModel, AutoTokenizer; AutoTokenizer.from_pretrained("
+                          f"{name!r}); AutoModel.from_pretrained({name!r})\") with the same HF_HOME, or set model.name "
+                          f"to a local directory") from None
+
+
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model_path(name))
+    return from_pretrained(AutoTokenizer, name)
 
 
 def find_layers(encoder: nn.Module) -> nn.ModuleList:
@@ -69,11 +87,10 @@ def build_classifier(cfg: ModelConfig, num_labels: int, attn_implementation: str
     """Pretrained encoder + fresh head, with the trainable parameters chosen (see `freeze`)."""
     from transformers import AutoModel
 
-    path = resolve_model_path(cfg.name)
     try:
-        encoder = AutoModel.from_pretrained(path, attn_implementation=attn_implementation)
+        encoder = from_pretrained(AutoModel, cfg.name, attn_implementation=attn_implementation)
     except (ValueError, ImportError):  # architectures without SDPA (DeBERTa-v2) use their own kernel
-        encoder = AutoModel.from_pretrained(path)
+        encoder = from_pretrained(AutoModel, cfg.name)
     if cfg.trainable_layers > encoder.config.num_hidden_layers:
         raise ValueError(f"model.trainable_layers = {cfg.trainable_layers} but {cfg.name} has only "
                          f"{encoder.config.num_hidden_layers} encoder layers")
