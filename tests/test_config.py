@@ -199,6 +199,24 @@ def test_the_config_key_paths_of_a_repeated_sweep_value_name_the_experiment_and_
     assert "experiments.scl.sweep.tau: the value 0.1 is listed twice" in msg and "scl_tau0.1" in msg
 
 
+@pytest.mark.parametrize("override, message", [
+    ({"seeds": [1, 2, 1]}, "seeds: seed 1 is listed twice"),
+    ({"experiments.scl.sweep": {"family": ["scl", "baseline"]}}, "experiments.scl.sweep.family: a family cannot be swept"),
+    ({"experiments.scl.sweep": {"model.max_len.x": [1]}}, "experiments.scl.sweep.model.max_len.x: model.max_len is 32, "
+                                                          "not a mapping"),
+    ({"runtime.device": "tpu"}, "runtime.device = 'tpu': must be auto, cpu, cuda or cuda:N"),
+])
+def test_repeated_or_impossible_grid_keys_are_named(own_csv, override, message):
+    assert message in error_of(own(own_csv, **override))
+
+
+def test_sweeping_a_key_of_an_optional_section_that_is_off_turns_it_on(own_csv):
+    cells = {c.name: c.config for c in plan(own(own_csv, **{"experiments.scl.sweep": {"model.lora.r": [4, 8]}}),
+                                            "my.yaml").cells}
+    assert cells["scl_r4"].model.lora.r == 4 and cells["scl_r8"].model.lora.r == 8
+    assert cells["baseline"].model.lora is None
+
+
 def test_check_command_summarises_a_good_config(own_csv, tmp_path, capsys):
     path = tmp_path / "my.yaml"
     path.write_text(yaml.safe_dump(own(own_csv)))

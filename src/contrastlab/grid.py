@@ -55,9 +55,15 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def _set_dotted(target: dict, key: str, value) -> None:
+    """target[a][b][c] = value for key "a.b.c"; a mapping that is unset or off (model.lora: null)
+    is created, so sweeping model.lora.r turns LoRA on with that rank."""
     *path, name = key.split(".")
-    for part in path:
-        target = target.setdefault(part, {}) if isinstance(target.get(part), dict) or part not in target else target[part]
+    for i, part in enumerate(path):
+        if target.get(part) is None:
+            target[part] = {}
+        elif not isinstance(target[part], dict):
+            raise ValueError(f"{'.'.join(path[:i + 1])} is {target[part]!r}, not a mapping with keys under it")
+        target = target[part]
     target[name] = value
 
 
@@ -68,6 +74,9 @@ def _section_of(key: str) -> str:
 def _check_sweep(where: str, name: str, sweep: dict[str, list]) -> None:
     for key, values in sweep.items():
         section = _section_of(key)
+        if key == "family":
+            raise ConfigError(f"{where}: experiments.{name}.sweep.family: a family cannot be swept; write one "
+                              "experiment per family (each is compared with the baseline on its own)")
         if "." in key and section not in SWEEP_SECTIONS:
             raise ConfigError(f"{where}: experiments.{name}.sweep.{key}: a dotted sweep key must start with one of "
                               f"{', '.join(SWEEP_SECTIONS)} (loss keys are written without a section)")
@@ -115,7 +124,10 @@ def experiment_cells(name: str, exp, study: StudyConfig, where: str) -> list[Cel
         sections: dict[str, Any] = {"loss": copy.deepcopy(exp.loss), **copy.deepcopy(base)}
         for key, value in swept.items():
             section = _section_of(key)
-            _set_dotted(sections[section], key if section == "loss" else key.split(".", 1)[1], value)
+            try:
+                _set_dotted(sections[section], key if section == "loss" else key.split(".", 1)[1], value)
+            except ValueError as e:
+                raise ConfigError(f"{where}: experiments.{name}.sweep.{key}: {section}.{e}") from None
         resolved = {}
         for section, data in sections.items():
             label = f"cell {cname}"
