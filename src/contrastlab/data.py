@@ -219,9 +219,10 @@ def _check(table: _Table, declared: list | None) -> None:
     df, text_col, label_col = table.frame, table.text_column, table.label_column
     if len(df) == 0:
         raise DataError(f"{table.origin}: no data rows" + (" (only a header)" if len(df.columns) else ""))
-    for col in (text_col, label_col):
+    for col, key in ((text_col, "text_column"), (label_col, "label_column")):
         if col not in df.columns:
-            raise DataError(f"{table.origin}: no column '{col}' (columns: {', '.join(map(str, df.columns))})")
+            raise DataError(f"{table.origin}: no column '{col}' (columns: {', '.join(map(str, df.columns))}); "
+                            f"name the file's column in data.{key}")
     for row, text in zip(df.index, df[text_col]):
         if not isinstance(text, str) or not text.strip():
             what = ("empty text" if isinstance(text, str) else
