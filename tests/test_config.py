@@ -1,6 +1,7 @@
 """A researcher's own study: a config file is the whole study, and every mistake in it stops the
 DAG build (or, where only the job can know, the job) in one line that names the file, the key
 path or row, the bad value and what is allowed. One test per class of defect."""
+import json
 import os
 import re
 
@@ -92,6 +93,17 @@ def test_a_config_that_does_not_fit_the_model_stops_at_dag_build(own_csv, overri
 def test_a_layer_that_views_one_ignores_passes_when_the_model_has_it(own_csv):
     cfg = own(own_csv, **{"experiments.scl.sweep": {"views": ["one", "multi"]}, "experiments.scl.loss": {"layer": 3}})
     assert {"scl_viewsone", "scl_viewsmulti"} <= set(plan(cfg, "my.yaml").cell_names())
+
+
+def test_a_default_layer_is_checked_only_where_the_cell_reads_it(own_csv, tiny_deberta_dir, tmp_path):
+    two = tmp_path / "two_layers"  # the model check reads config.json only
+    two.mkdir()
+    config = json.loads((tiny_deberta_dir / "config.json").read_text())
+    (two / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 2}))
+    cfg = own(own_csv, model=str(two), **{"model.trainable_layers": 2})
+    assert "scl" in plan(cfg, "my.yaml").cell_names()  # scl's default layer -4: views "one" does not read it
+    cfg["experiments"]["scl"]["loss"]["views"] = "multi"
+    assert "cell scl: loss layer -4: layer -4 is out of range for an encoder with 2 layers" in error_of(cfg)
 
 
 def test_the_frozen_layer_check_is_lifted_by_lora_which_adapts_every_layer(own_csv):

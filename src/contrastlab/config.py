@@ -188,8 +188,9 @@ class LossParams(Section):
         return []
 
     def named_layers(self) -> list[int]:
-        """Every layer index the config names, read or not: all must exist in the model (a
-        `layer: 10` that views "one" ignores is still a mistake to report)."""
+        """The layers read, and those the config sets without their being read: all must exist in
+        the model (a `layer: 10` that views "one" ignores is still a mistake to report). Meant for
+        Params parsed from the keys as written, whose model_fields_set are the keys the user set."""
         return self.contrast_layers()
 
     def form(self) -> str:

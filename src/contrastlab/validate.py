@@ -54,11 +54,14 @@ def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> No
             if infos[name].config is None:
                 log.warning("model %s is not in the local Hugging Face cache: its layers and positions are "
                             "checked by the jobs that download it", name)
-        check_cell(cell.config, infos[name], study.probe.layers, f"{where}: cell {cell.name}")
+        written = {**study.experiments[cell.experiment].loss, **{k: v for k, v in cell.sweep.items() if "." not in k}}
+        check_cell(cell.config, infos[name], study.probe.layers, f"{where}: cell {cell.name}", written)
 
 
-def check_cell(cfg, info: ModelInfo, probe_layers, at: str) -> None:
-    """One cell's config (contrastlab.config.CellConfig) against its model; ConfigError naming it."""
+def check_cell(cfg, info: ModelInfo, probe_layers, at: str, written_loss: dict | None = None) -> None:
+    """One cell's config (contrastlab.config.CellConfig) against its model; ConfigError naming it.
+    `written_loss`: its loss keys as the config file writes them, whose layers are range-checked
+    even where the cell does not read them (else only the layers it reads are)."""
     m, n = cfg.model, info.num_layers
     if n is None:
         return
@@ -68,7 +71,9 @@ def check_cell(cfg, info: ModelInfo, probe_layers, at: str) -> None:
         raise ConfigError(f"{at}: model.max_len = {m.max_len}, but {m.name} has position embeddings for "
                           f"{info.max_positions} tokens")
     params = families.parse_params(cfg.family, cfg.loss, at)
-    for layer in params.named_layers():
+    named = (families.parse_params(cfg.family, written_loss, at).named_layers() if written_loss is not None
+             else params.contrast_layers())
+    for layer in named:
         try:
             resolve_layer(layer, n)
         except ValueError as e:
