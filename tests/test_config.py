@@ -4,6 +4,8 @@ path or row, the bad value and what is allowed. One test per class of defect."""
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from contrastlab.cli import main as cli
 from contrastlab.cli import read_config
 from contrastlab.config import ConfigError
 from contrastlab.study import plan
-from workflow_helpers import REPO, copy_workflow, planned_cells, planned_jobs, set_key, snakemake, write_config
+from workflow_helpers import REPO, copy_workflow, local_env, planned_cells, planned_jobs, set_key, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +236,25 @@ def test_check_command_summarises_a_good_config(own_csv, tmp_path, capsys):
     path.write_text(yaml.safe_dump(own(own_csv)))
     assert cli(["check", str(path)]) == 0
     assert re.search(r"OK: 2 cells x 1 seed\(s\) = 2 runs", capsys.readouterr().out)
+
+
+def test_the_readmes_own_study_section_runs_as_written_through_prepare(tmp_path):
+    """The README's commands, literally: make the CSV, check my.yaml, then the workflow up to its
+    first job (training it all is the three-class test below, on the tiny model)."""
+    section = (REPO / "README.md").read_text().split("## Your own study", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    (setup, run), config = [b for k, b in blocks if k == "bash"][:2], next(b for k, b in blocks if k == "yaml")
+    make_csv = next(c for c in setup.replace("\\\n", " ").splitlines() if c.startswith("python "))
+    subprocess.run(make_csv.replace("python ", f"{sys.executable} ", 1), shell=True, cwd=tmp_path, check=True)
+    (tmp_path / "my.yaml").write_text(config)
+    check, workflow = [c.split("#")[0].split() for c in run.strip().splitlines()]
+    assert check == ["contrastlab", "check", "my.yaml"]
+    subprocess.run([sys.executable, "-m", "contrastlab.cli", *check[1:]], cwd=tmp_path, check=True,
+                   env=local_env())
+    assert workflow[:3] == ["snakemake", "--configfile", "my.yaml"]
+    snakemake(tmp_path, tmp_path / "my.yaml", *workflow[3:], "--until", "prepare")
+    summary = json.loads(next((tmp_path / "results" / "my_study" / "prepared").glob("*/labels.json")).read_text())
+    assert summary["names"] == ["fresh", "plot", "rotten"] and summary["overlap"]["train_test"] == 0
 
 
 def test_a_three_class_study_of_ones_own_runs_end_to_end(own_csv, tiny_deberta_dir, tmp_path):
