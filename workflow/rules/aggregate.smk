@@ -13,8 +13,7 @@ rule aggregate:
         baseline=PLAN.baseline,
         n_boot=10000,
         attempts=attempts_of("aggregate"),
-        code=code_hash(os.path.join(SCRIPTS, "aggregate.py"),
-                       *(f"contrastlab.families.{f}.report" for f in PLAN.families)),
+        code=aggregate_code(),
     log:
         f"{R}/logs/aggregate.log",
     benchmark:

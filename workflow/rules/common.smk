@@ -13,7 +13,7 @@ sys.path.insert(0, SRC)
 from contrastlab import layout
 from contrastlab.aggregate.outputs import caption
 from contrastlab.config import ConfigError
-from contrastlab.families import objective_module
+from contrastlab.families import objective_module, report_module
 from contrastlab.jobs import export_for_jobs
 from contrastlab.provenance import code_hash
 from contrastlab.study import plan
@@ -107,6 +107,11 @@ def cell_config(wildcards):
 
 def train_code(wildcards):
     return script_code("train", objective_module(cell_of(wildcards).family))
+
+
+def aggregate_code():
+    """The aggregate imports by name each family's package (its Params, OUTPUTS) and report module."""
+    return script_code("aggregate", *(report_module(f) for f in PLAN.families))
 
 
 def prep_params(wildcards):
