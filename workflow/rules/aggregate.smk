@@ -15,9 +15,9 @@ rule aggregate:
         attempts=attempts_of("aggregate"),
         code=aggregate_code(),
     log:
-        f"{R}/logs/aggregate.log",
+        layout.job_log(R, "aggregate"),
     benchmark:
-        f"{R}/benchmarks/aggregate.tsv"
+        layout.job_benchmark(R, "aggregate")
     conda:
         "../../environment.yml"
     script:

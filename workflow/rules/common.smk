@@ -130,7 +130,7 @@ def train_state(wildcards):
 def attempts_of(stage):
     """The attempts file of a stage's job (contrastlab.jobs): not an output, it survives a failure."""
     def path(wildcards):
-        job = f"{wildcards.cell}/seed{wildcards.seed}" if "cell" in wildcards.keys() else wildcards.get("prep", "study")
+        job = layout.job_key(wildcards.cell, wildcards.seed) if "cell" in wildcards.keys() else wildcards.get("prep", "study")
         return layout.attempts_file(R, stage, job)
     return path
 
