@@ -5,7 +5,8 @@ from transformers import AutoModel, AutoTokenizer
 
 from contrastlab.attention import cls_attention
 from contrastlab.config import LoraConfig, ModelConfig
-from contrastlab.model import build_classifier, resolve_model_path
+from contrastlab.hfconfig import model_location
+from contrastlab.model import build_classifier
 
 TEXTS = ["a short one", "an utterly charming, funny and surprisingly moving film about growing up",
          "dull."]
@@ -23,7 +24,7 @@ def _pair(path):
 
 @pytest.fixture(scope="module", params=["minilm", "tiny_deberta"])
 def models(request, tiny_deberta_dir):
-    path = resolve_model_path("embedded") if request.param == "minilm" else str(tiny_deberta_dir)
+    path = model_location("embedded")[1] if request.param == "minilm" else str(tiny_deberta_dir)
     tok = AutoTokenizer.from_pretrained(path)
     return (*_pair(path), tok(TEXTS, padding=True, return_tensors="pt"))
 
@@ -64,8 +65,8 @@ def test_forward_output_unchanged_and_hooks_removed_after_the_block(models):
 
 
 def test_bert_keeps_the_sdpa_kernel_in_every_layer(monkeypatch):
-    fast, _ = _pair(resolve_model_path("embedded"))
-    tok = AutoTokenizer.from_pretrained(resolve_model_path("embedded"))
+    fast, _ = _pair(model_location("embedded")[1])
+    tok = AutoTokenizer.from_pretrained(model_location("embedded")[1])
     calls = []
     real = torch.nn.functional.scaled_dot_product_attention
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",

@@ -1,6 +1,7 @@
 """Device picking with a simulated GPU count: concurrent jobs on one workstation each get their own
 GPU through per-device lock files, and a scheduler's allocation is respected."""
 import multiprocessing as mp
+import os
 import time
 
 import pytest
@@ -14,8 +15,10 @@ CTX = mp.get_context("fork")  # a process per claimer, like a Snakemake job (for
 
 @pytest.fixture(autouse=True)
 def _release_locks():
+    """Release the locks this test's own claims took (a job's exit releases its locks)."""
     yield
-    devices.release_all()
+    for path in list(devices._held):
+        os.close(devices._held.pop(path))
 
 
 def _claimer(requested, count, env, lock_dir, wait_s, results, release):

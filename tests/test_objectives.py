@@ -12,7 +12,8 @@ from transformers import AutoTokenizer
 from contrastlab.config import ConfigError, ContrastParams, LoraConfig, ModelConfig, TrainConfig
 from contrastlab.families import NAMES, build_objective, objective_module, parse_params, spec
 from contrastlab.layers import frozen_reads
-from contrastlab.model import build_classifier, resolve_model_path
+from contrastlab.hfconfig import model_location
+from contrastlab.model import build_classifier
 from contrastlab.optim import param_groups
 from tiny_model import embedded_corpus_texts
 
@@ -98,7 +99,7 @@ class ParityDropout(nn.Module):
 def setup(request, tiny_deberta_dir):
     name = str(tiny_deberta_dir) if request.param == "tiny_deberta" else "embedded"
     model = build_classifier(ModelConfig(name=name, trainable_layers=2), num_labels=2)
-    return model, make_batch(resolve_model_path(name))
+    return model, make_batch(model_location(name)[1])
 
 
 @pytest.fixture(scope="module")

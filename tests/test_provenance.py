@@ -1,5 +1,7 @@
-"""Code provenance is derived from what a stage imports: the closure, one hash function, and
-what an edit changes. (Rerunning the right cells on a finished study: tests/test_workflow.py.)"""
+"""Code provenance is derived from what a stage imports: the closure (in every import form the
+package uses, and the modules a job imports by name), one hash function, and what an edit changes:
+code does, prose and config defaults (which reach a job in its resolved config) do not. (Rerunning
+the right cells on a finished study: tests/test_workflow.py.)"""
 import shutil
 
 import pytest
@@ -82,3 +84,95 @@ def test_there_is_one_code_hash_function():
     sources = [p.read_text() for p in PACKAGE.rglob("*.py")]
     assert sum("hashlib.sha256" in s and "read_text" in s and "def code_hash" in s for s in sources) == 1
     assert not hasattr(contrastlab, "STAGE_FILES")
+
+
+def stage_hashes(plan_families=("baseline", "rdrop", "token")) -> dict[str, str]:
+    """The code param of every rule, as workflow/rules/common.smk computes it (one per family for
+    train; the aggregate of a study with these families)."""
+    hashes = {s: code_hash(SCRIPTS / f"{s}.py") for s in ("prepare", "embed", "probe", "plot")}
+    hashes.update({f"train:{f}": code_hash(SCRIPTS / "train.py", families.objective_module(f)) for f in families.NAMES})
+    hashes["aggregate"] = code_hash(SCRIPTS / "aggregate.py", *map(families.report_module, plan_families))
+    return hashes
+
+
+def edit(package_copy, module: str, old: str | None, new: str) -> None:
+    """Replace `old` (once, and it must be there) with `new` in a module of the copy; append if old is None."""
+    path = package_copy / module
+    text = path.read_text()
+    assert old is None or old in text, f"{old!r} not in {module}"
+    path.write_text(text + new if old is None else text.replace(old, new, 1))
+    provenance.clear_caches()
+
+
+# Each form of import the package uses, written into a module a stage imports (train.py for the
+# training job; aggregate/run.py, inside a sub-package, for `from ..`), of a new module "target".
+IMPORT_FORMS = {
+    "import a.b": ("train.py", "\nimport contrastlab.target\n", "train:baseline"),
+    "from a import b": ("train.py", "\nfrom contrastlab import target\n", "train:baseline"),
+    "from . import x": ("train.py", "\nfrom . import target\n", "train:baseline"),
+    "from .x import y": ("train.py", "\nfrom .target import VALUE\n", "train:baseline"),
+    "from .. import x": ("aggregate/run.py", "\nfrom .. import target\n", "aggregate"),
+    "from . import x (sub-package)": ("aggregate/run.py", "\nfrom . import target\n", "aggregate"),
+    "lazy, in a function": ("train.py", "\ndef _lazy():\n    from . import target\n", "train:baseline"),
+}
+
+
+@pytest.mark.parametrize("form", IMPORT_FORMS)
+def test_editing_a_module_changes_the_hash_of_a_stage_that_imports_it_in_any_form(package_copy, form):
+    importer, line, stage = IMPORT_FORMS[form]
+    folder = package_copy / importer.rpartition("/")[0] if "/" in importer and "from . " in line else package_copy
+    (folder / "target.py").write_text("VALUE = 1\n")
+    edit(package_copy, importer, None, line)
+    before = stage_hashes()[stage]
+    edit(package_copy, str((folder / "target.py").relative_to(package_copy)), "VALUE = 1", "VALUE = 2")
+    assert stage_hashes()[stage] != before
+
+
+@pytest.mark.parametrize("module, stages", [
+    # imported as `from . import figures, tables` by aggregate/run.py
+    ("aggregate/figures.py", {"aggregate"}),
+    ("aggregate/tables.py", {"aggregate"}),
+    # imported by name (importlib): a family's objective by the training job, its package and
+    # report module by the aggregate, even a family's without a report module (baseline)
+    ("families/rdrop/objective.py", {"train:rdrop"}),
+    ("families/token/report.py", {"aggregate"}),
+    ("families/rdrop/__init__.py", {"train:rdrop", "aggregate"}),
+    ("families/baseline/__init__.py", {"train:baseline", "aggregate"}),
+])
+def test_an_edit_changes_the_hash_of_every_stage_that_uses_the_module_and_only_those(package_copy, module, stages):
+    before = stage_hashes()
+    edit(package_copy, module, None, "\nEDITED = 1\n")
+    after = stage_hashes()
+    assert {s for s in before if before[s] != after[s]} == stages
+
+
+def test_a_family_package_brings_in_its_parents_when_imported_by_name():
+    closure = names(import_closure(families.report_module("baseline")))  # baseline has no report module
+    assert {"__init__.py", "families/__init__.py", "families/baseline/__init__.py"} <= closure
+
+
+@pytest.mark.parametrize("module, old, new", [
+    ("config.py", 'description="passes over the train split"', 'description="passes over the training split"'),
+    ("families/rdrop/__init__.py", 'description="weight of the symmetric KL"', 'description="weight of the KL"'),
+    ("cli.py", 'help="the config file (as given to snakemake --configfile)"', 'help="the config file"'),
+    # a default reaches each job in its resolved config (a param): the cells it changes rerun by that
+    ("config.py", "epochs: int = Field(3, ge=1,", "epochs: int = Field(4, ge=1,"),
+    ("families/rdrop/__init__.py", 'Field("batchmean",', 'Field("sum",'),
+])
+def test_prose_and_config_defaults_do_not_change_any_hash(package_copy, module, old, new):
+    before = {**stage_hashes(), "cli": code_hash("contrastlab.cli")}
+    edit(package_copy, module, old, new)
+    assert {**stage_hashes(), "cli": code_hash("contrastlab.cli")} == before
+
+
+@pytest.mark.parametrize("module, old, new", [
+    ("config.py", "epochs: int = Field(3, ge=1,", "epochs: int = Field(3, ge=2,"),  # a bound: what is allowed
+    ("families/rdrop/__init__.py", 'Literal["batchmean", "sum", "mean"]', 'Literal["batchmean", "sum"]'),
+    ("families/rdrop/__init__.py", 'return f"CE1 + CE2 + ', 'return f"CE1 + CE2 (R-Drop) + '),  # a table's text
+    ("cli.py", 'prog="contrastlab"', 'prog="clab"'),
+])
+def test_every_string_or_bound_that_changes_behaviour_changes_the_hashes(package_copy, module, old, new):
+    before = {**stage_hashes(), "cli": code_hash("contrastlab.cli")}
+    edit(package_copy, module, old, new)
+    after = {**stage_hashes(), "cli": code_hash("contrastlab.cli")}
+    assert before != after

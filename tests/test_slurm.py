@@ -118,8 +118,8 @@ def result_metrics(workdir: Path, cell: str) -> dict:
 def slurm_jobs(workdir: Path) -> dict[str, str]:
     """SLURM job id -> the rule or group it ran, from the per-job logs the profile keeps
     (results/logs/slurm/rule_<rule>/... or group_<group>/.../<id>.log)."""
-    logs = (workdir / "results/logs/slurm").rglob("*.log")
-    return {p.stem: p.relative_to(workdir / "results/logs/slurm").parts[0] for p in logs}
+    root = workdir / layout.slurm_log_dir("results")
+    return {p.stem: p.relative_to(root).parts[0] for p in root.rglob("*.log")}
 
 
 def sacct(job_ids, fields: str) -> dict[str, dict]:

@@ -1,8 +1,8 @@
 """The Snakemake DAG end to end on a tiny random DeBERTa-v2 and a few hundred real snippets, then
 what a rerun does on the finished study: nothing when nothing changed, nor for a runtime setting,
-a reordering of the experiments or a code change no cell imports; only the stale part when a
-cell's hyper-parameter, a probe setting or the code a family imports changed, or an experiment
-was added. It runs in a copy of the workflow so that a test can edit the package's code."""
+a reordering of the experiments, a code change no cell imports or an edit of prose (docstrings,
+comments, descriptions); only the stale part when a cell's hyper-parameter, a default it takes, a
+probe setting or the code a family imports changed, or an experiment was added. It runs in a copy of the workflow so that a test can edit the package's code."""
 import json
 
 import pandas as pd
@@ -111,9 +111,11 @@ def test_appending_an_experiment_plans_only_its_cells_and_the_aggregate(finished
 
 
 def _edit_and_plan(workdir, config, module, text="\nEDITED = 1\n"):
+    """The plan after appending `text` to a module of the copy, or replacing text[0] by text[1]."""
     path = workdir / "src" / "contrastlab" / module
     original = path.read_text()
-    path.write_text(original + text)
+    assert isinstance(text, str) or text[0] in original, f"{text[0]!r} not in {module}"
+    path.write_text(original + text if isinstance(text, str) else original.replace(*text, 1))
     try:
         return planned_jobs(workdir, config)
     finally:
@@ -140,6 +142,32 @@ def test_a_docstring_or_comment_edit_reruns_nothing(finished_run):
         assert planned_jobs(*finished_run) == {}
     finally:
         path.write_text(original)
+
+
+@pytest.mark.parametrize("module, old, new", [
+    ("config.py", 'description="passes over the train split"', 'description="passes over the training split"'),
+    ("families/rdrop/__init__.py", 'description="weight of the symmetric KL"', 'description="weight of the KL term"'),
+])
+def test_a_description_edit_reruns_nothing(finished_run, module, old, new):
+    assert _edit_and_plan(*finished_run, module, text=(old, new)) == {}
+
+
+@pytest.mark.parametrize("module, old, new, plan", [
+    # only the baseline cell takes the default; smooth sets 0.1, rdrop has no such key
+    ("families/baseline/__init__.py", "label_smoothing: float = Field(0.0,", "label_smoothing: float = Field(0.05,",
+     CHAIN),
+    ("config.py", "tau: float = Field(0.07,", "tau: float = Field(0.1,", {}),  # no contrastive cell here
+])
+def test_a_default_value_edit_reruns_exactly_the_cells_it_changes(finished_run, module, old, new, plan):
+    assert _edit_and_plan(*finished_run, module, text=(old, new)) == plan
+
+
+@pytest.mark.parametrize("module, plan", [
+    ("families/rdrop/report.py", {"aggregate": 1}),  # imported by name by the aggregate only
+    ("families/baseline/__init__.py", {**{s: 2 for s in ("train", "embed", "probe", "plot")}, "aggregate": 1}),
+])
+def test_a_family_module_edit_reruns_its_cells_and_the_aggregate(finished_run, module, plan):
+    assert _edit_and_plan(*finished_run, module) == plan
 
 
 def test_lint_is_clean(finished_run):

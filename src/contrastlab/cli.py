@@ -103,7 +103,7 @@ def cmd_rerun(args) -> int:
     torch.set_num_threads(runtime.threads)
     from .train import fingerprint_of
 
-    attempts = layout.attempts_file(R, args.stage, f"{cell.name}/seed{seed}")
+    attempts = layout.attempts_file(R, args.stage, layout.job_key(cell.name, seed))
     fingerprint = fingerprint_of(cell.config) if args.stage == "train" else ""
     with job(layout.log_file(R, args.stage, cell.name, seed), attempts, fingerprint) as record:
         if args.stage == "train":

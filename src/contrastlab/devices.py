@@ -89,12 +89,6 @@ def claim_gpu(ids: list[str], lock_dir: Path) -> int | None:
     return None
 
 
-def release_all() -> None:
-    """Release every GPU lock this process holds (normally the process's exit does it)."""
-    for path in list(_held):
-        os.close(_held.pop(path))
-
-
 def pick_device(requested: str = "auto", *, device_count: int | None = None, env=None,
                 lock_dir: str | Path | None = None, wait_s: float = 600.0, poll_s: float = 1.0) -> torch.device:
     """The device for this process; see the module docstring for the rules.

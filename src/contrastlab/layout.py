@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CELL_DIR = "{results}/cells/{cell}/seed{seed}"
 STAGE_FILES = {
     "train": {"metrics": "train/metrics.json", "weights": "train/weights.safetensors",
               "predictions": "train/predictions.csv", "history": "train/history.csv",
@@ -34,7 +33,7 @@ class Output:
 
 
 def cell_dir(results: str, cell="{cell}", seed="{seed}") -> str:
-    return CELL_DIR.format(results=results, cell=cell, seed=seed)
+    return f"{results}/cells/{job_key(cell, seed)}"
 
 
 def stage_files(results: str, stage: str, cell="{cell}", seed="{seed}") -> dict[str, str]:
@@ -48,16 +47,37 @@ def train_state(results: str, cell="{cell}", seed="{seed}") -> dict[str, str]:
     return {name: f"{base}/{f}" for name, f in TRAIN_STATE.items()}
 
 
+def job_key(cell="{cell}", seed="{seed}") -> str:
+    """The key of a cell x seed's job in the logs, benchmarks and attempts folders."""
+    return f"{cell}/seed{seed}"
+
+
+def job_log(results: str, stage: str, job: str | None = None) -> str:
+    """A job's log: logs/<stage>/<job>.log (job: a job_key or a prepared dataset's key), or
+    logs/<stage>.log for a stage with one job (the aggregate)."""
+    return f"{results}/logs/{stage}/{job}.log" if job is not None else f"{results}/logs/{stage}.log"
+
+
+def job_benchmark(results: str, stage: str, job: str | None = None) -> str:
+    """A job's Snakemake benchmark (wall time, max RSS, CPU time), named like its log."""
+    return f"{results}/benchmarks/{stage}/{job}.tsv" if job is not None else f"{results}/benchmarks/{stage}.tsv"
+
+
 def log_file(results: str, stage: str, cell="{cell}", seed="{seed}") -> str:
-    return f"{results}/logs/{stage}/{cell}/seed{seed}.log"
+    return job_log(results, stage, job_key(cell, seed))
 
 
 def benchmark_file(results: str, stage: str, cell="{cell}", seed="{seed}") -> str:
-    return f"{results}/benchmarks/{stage}/{cell}/seed{seed}.tsv"
+    return job_benchmark(results, stage, job_key(cell, seed))
+
+
+def slurm_log_dir(results: str) -> str:
+    """Where the SLURM profile (profiles/slurm, `slurm-logdir`) writes one log per SLURM job."""
+    return f"{results}/logs/slurm"
 
 
 def attempts_file(results: str, stage: str, job: str) -> str:
-    """A job's record of its attempts (contrastlab.jobs); `job` is "<cell>/seed<seed>", a prepared
+    """A job's record of its attempts (contrastlab.jobs); `job` is a job_key, a prepared
     dataset's key, or "study". Not an output, so a failed job leaves it for the retry and the
     status table."""
     return f"{results}/attempts/{stage}/{job}.json"

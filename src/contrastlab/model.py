@@ -17,11 +17,6 @@ from .config import ConfigError, LoraConfig, ModelConfig
 from .hfconfig import model_location
 
 
-def resolve_model_path(name: str) -> str:
-    """The directory or hub id that `from_pretrained` gets (see contrastlab.hfconfig)."""
-    return model_location(name)[1]
-
-
 def from_pretrained(loader, name: str, **kwargs):
     """`loader.from_pretrained` of model.name, with a hub model the job cannot fetch (offline and not
     cached, no network, no such repo) as one ConfigError that says what to do, not a traceback."""

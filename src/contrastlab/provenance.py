@@ -3,10 +3,16 @@
 Code. Snakemake reruns a job when its params change, but it does not look inside an imported
 package. Each rule therefore gets a `code` param: `code_hash(entry, ...)`, a hash of every module
 of contrastlab that its entry points import, directly or not (their import closure, read from
-the source with `ast`, without importing anything). A training job's entries are its rule script
-and its cell's family objective, which the training loop imports by name, so editing a helper
-that only the token family imports reruns the token cells and nothing else. The hash is of each
-module's syntax tree without docstrings: reformatting, comments and docstrings rerun nothing.
+the source with `ast`, without importing anything). An entry is a rule script or a module the job
+imports by name (importlib): a training job's family objective, the aggregate's family packages
+and report modules; an entry brings its parent packages, which Python runs first. So editing a
+helper that only the token family imports reruns the token cells and nothing else.
+
+The hash is of what runs: each module's syntax tree without its prose, i.e. docstrings, comments
+(never in the tree), and the `description=` / `help=` strings of pydantic Fields and argparse. It
+also leaves out the defaults of pydantic `Field(...)`s: every job receives its config resolved,
+defaults filled in, as a param (contrastlab.grid), so a changed default reruns exactly the cells
+whose resolved value changed. Every other string and constant stays in.
 
 Machine. `run_record(...)` is what each cell's metrics.json records under "provenance".
 """
@@ -37,12 +43,6 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(PACKAGE).with_suffix("")
-    parts = [ROOT, *rel.parts]
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 @functools.lru_cache(maxsize=None)
 def _imports(path: Path, module: str | None) -> frozenset[str]:
     """The contrastlab modules `path` imports anywhere in it (a lazy import inside a function
@@ -65,11 +65,13 @@ def _imports(path: Path, module: str | None) -> frozenset[str]:
                 target = node.module or ""
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)  # `from . import x`: x may be a module
-    out = set()
-    for name in found:
-        parts = name.split(".")
-        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))  # a submodule runs its parents
-    return frozenset(m for m in out if _module_file(m) is not None)
+    return frozenset(m for name in found for m in _with_parents(name) if _module_file(m) is not None)
+
+
+def _with_parents(module: str) -> list[str]:
+    """`module` and the packages above it: importing a submodule runs its parents' __init__."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def import_closure(*entries: str | Path) -> list[Path]:
@@ -81,7 +83,7 @@ def import_closure(*entries: str | Path) -> list[Path]:
         if isinstance(entry, Path) or str(entry).endswith(".py"):
             todo += sorted(_imports(Path(entry), None))
         else:
-            todo.append(str(entry))
+            todo += _with_parents(str(entry))
     while todo:
         module = todo.pop()
         if module in seen:
@@ -94,14 +96,41 @@ def import_closure(*entries: str | Path) -> list[Path]:
     return sorted(set(seen.values()))
 
 
+PROSE_KEYWORDS = ("description", "help")  # pydantic Field, argparse: text for readers only
+DEFAULT_KEYWORDS = ("default", "default_factory")
+
+
+class _LeaveOutProse(ast.NodeTransformer):
+    """Drops docstrings, prose keywords and pydantic Field defaults (see the module docstring)."""
+
+    def __init__(self, field_names: set[str]):
+        self.field_names = field_names  # what `pydantic.Field` is called in this module
+
+    def generic_visit(self, node):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]  # a docstring does not change what the code does
+        return super().generic_visit(node)
+
+    def visit_Call(self, node):
+        node.keywords = [k for k in node.keywords if not (
+            k.arg in PROSE_KEYWORDS and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str))]
+        if isinstance(node.func, ast.Name) and node.func.id in self.field_names:
+            node.args = node.args[1:]  # the default: it reaches the job in its resolved config
+            node.keywords = [k for k in node.keywords if k.arg not in DEFAULT_KEYWORDS]
+        return self.generic_visit(node)
+
+
+def _field_names(tree: ast.Module) -> set[str]:
+    return {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            and node.module == "pydantic" for a in node.names if a.name == "Field"}
+
+
 @functools.lru_cache(maxsize=None)
 def _file_digest(path: Path) -> str:
     tree = ast.parse(path.read_text(), str(path))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]  # a docstring does not change what the code does
+    tree = _LeaveOutProse(_field_names(tree)).visit(tree)
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 

@@ -31,7 +31,7 @@ def _attempts(path: Path) -> list[dict]:
 
 def _slurm_log_text(results: str, stage: str, cell: str, seed: int) -> str:
     """What SLURM said of the job (OUT_OF_MEMORY, TIME LIMIT), from the profile's per-job logs."""
-    root = Path(results) / "logs" / "slurm"
+    root = Path(layout.slurm_log_dir(results))
     texts = [p.read_text(errors="replace") for p in root.glob(f"rule_{stage}/{cell}_{seed}/*.log")] if root.is_dir() else []
     texts += [p.read_text(errors="replace") for p in root.glob(f"group_*/**/*{cell}*{seed}*.log")] if root.is_dir() else []
     return "\n".join(texts)
@@ -42,7 +42,7 @@ def cell_status(plan, results: str, cell, stages) -> dict:
            "first_cause": "", "micro_batch": "", "log": "", "last_error": ""}
     done = all(Path(p).exists() for s in stages if s != "prepare"
                for p in layout.stage_files(results, s, cell.name, cell.seed).values())
-    train_attempts = _attempts(Path(layout.attempts_file(results, "train", f"{cell.name}/seed{cell.seed}")))
+    train_attempts = _attempts(Path(layout.attempts_file(results, "train", layout.job_key(cell.name, cell.seed))))
     row["attempts"] = len(train_attempts)
     failures = [a for a in train_attempts if a.get("cause") not in (None, "done")]
     row["first_cause"] = CAUSES.get(failures[0]["cause"], "") if failures else ""
@@ -56,10 +56,9 @@ def cell_status(plan, results: str, cell, stages) -> dict:
         return row
     prep = plan.prep_of[cell.name]
     for stage in stages:
-        job = prep if stage == "prepare" else f"{cell.name}/seed{cell.seed}"
+        job = prep if stage == "prepare" else layout.job_key(cell.name, cell.seed)
         attempts = _attempts(Path(layout.attempts_file(results, stage, job)))
-        log = Path(f"{results}/logs/prepare/{prep}.log" if stage == "prepare" else
-                   layout.log_file(results, stage, cell.name, cell.seed))
+        log = Path(layout.job_log(results, stage, job))
         outputs = ([layout.prepared_dir(results, prep)] if stage == "prepare" else
                    list(layout.stage_files(results, stage, cell.name, cell.seed).values()))
         if all(Path(p).exists() for p in outputs):

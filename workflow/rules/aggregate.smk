@@ -13,12 +13,11 @@ rule aggregate:
         baseline=PLAN.baseline,
         n_boot=10000,
         attempts=attempts_of("aggregate"),
-        code=code_hash(os.path.join(SCRIPTS, "aggregate.py"),
-                       *(f"contrastlab.families.{f}.report" for f in PLAN.families)),
+        code=aggregate_code(),
     log:
-        f"{R}/logs/aggregate.log",
+        layout.job_log(R, "aggregate"),
     benchmark:
-        f"{R}/benchmarks/aggregate.tsv"
+        layout.job_benchmark(R, "aggregate")
     conda:
         "../../environment.yml"
     script:

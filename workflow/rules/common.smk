@@ -13,7 +13,7 @@ sys.path.insert(0, SRC)
 from contrastlab import layout
 from contrastlab.aggregate.outputs import caption
 from contrastlab.config import ConfigError
-from contrastlab.families import objective_module
+from contrastlab.families import objective_module, report_module
 from contrastlab.jobs import export_for_jobs
 from contrastlab.provenance import code_hash
 from contrastlab.study import plan
@@ -109,6 +109,11 @@ def train_code(wildcards):
     return script_code("train", objective_module(cell_of(wildcards).family))
 
 
+def aggregate_code():
+    """The aggregate imports by name each family's package (its Params, OUTPUTS) and report module."""
+    return script_code("aggregate", *(report_module(f) for f in PLAN.families))
+
+
 def prep_params(wildcards):
     p = PLAN.preps[wildcards.prep]
     return {"data": p.data, "tokenizer": p.tokenizer, "max_len": p.max_len}
@@ -125,7 +130,7 @@ def train_state(wildcards):
 def attempts_of(stage):
     """The attempts file of a stage's job (contrastlab.jobs): not an output, it survives a failure."""
     def path(wildcards):
-        job = f"{wildcards.cell}/seed{wildcards.seed}" if "cell" in wildcards.keys() else wildcards.get("prep", "study")
+        job = layout.job_key(wildcards.cell, wildcards.seed) if "cell" in wildcards.keys() else wildcards.get("prep", "study")
         return layout.attempts_file(R, stage, job)
     return path
 

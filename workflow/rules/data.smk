@@ -6,9 +6,9 @@ rule prepare:
         attempts=attempts_of("prepare"),
         code=script_code("prepare"),
     log:
-        f"{R}/logs/prepare/{{prep}}.log",
+        layout.job_log(R, "prepare", "{prep}"),
     benchmark:
-        f"{R}/benchmarks/prepare/{{prep}}.tsv"
+        layout.job_benchmark(R, "prepare", "{prep}")
     conda:
         "../../environment.yml"
     script:

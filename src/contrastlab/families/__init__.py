@@ -50,5 +50,10 @@ def outputs(family: str) -> list:
     return list(getattr(spec(family), "OUTPUTS", []))
 
 
+def report_module(family: str) -> str:
+    """The module of the family's table and figure builders (absent when it adds none)."""
+    return f"{__name__}.{family}.report"
+
+
 def report_builder(family: str, name: str):
-    return getattr(importlib.import_module(f"{__name__}.{family}.report"), name)
+    return getattr(importlib.import_module(report_module(family)), name)
