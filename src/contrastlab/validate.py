@@ -32,13 +32,36 @@ def check_data_files(study: StudyConfig, cells: list[Cell], where: str) -> None:
                         "Hugging Face cache", data.name)
 
 
+def check_results_folder(study: StudyConfig, where: str) -> None:
+    """The results folder, or the first part of its path that exists, must be a folder."""
+    path = Path(study.results).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is inside {str(existing)!r}, a file"
+        raise ConfigError(f"{where}: results = {study.results!r} {what}, not a folder: name a folder for the outputs")
+
+
 def check_references(study: StudyConfig, where: str) -> None:
     if study.baseline not in study.experiments:
         raise ConfigError(f"{where}: baseline = {study.baseline!r}: no such experiment "
                           f"(experiments: {', '.join(study.experiments)})")
     for name, exp in study.experiments.items():
-        if exp.compare_to is not None and exp.compare_to not in study.experiments:
-            raise ConfigError(f"{where}: experiments.{name}.compare_to = {exp.compare_to!r}: no such experiment")
+        ref = exp.compare_to
+        if ref is None:
+            continue
+        at = f"{where}: experiments.{name}.compare_to = {ref!r}"
+        if ref not in study.experiments:
+            raise ConfigError(f"{at}: no such experiment")
+        if name == study.baseline:
+            raise ConfigError(f"{at}: {name} is the baseline, which the others are compared with; it has no "
+                              "compare_to")
+        if ref == name:
+            raise ConfigError(f"{at}: an experiment is not compared with itself (leave compare_to out to compare "
+                              f"it with the baseline, {study.baseline})")
+        if study.experiments[ref].compare_to is not None:
+            raise ConfigError(f"{at}: {ref} is itself compared with {study.experiments[ref].compare_to} "
+                              f"(experiments.{ref}.compare_to); a reference is compared with the baseline only: "
+                              f"compare {name} with {study.experiments[ref].compare_to}, or drop {ref}'s compare_to")
 
 
 def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> None:

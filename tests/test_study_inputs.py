@@ -1,0 +1,176 @@
+"""Bad study inputs that used to pass silently or fail late (issue 23's second batch, classes 4 to
+7 and 9, and issue 18's exact compare_to): each stops the check / DAG build in one line naming the
+key and what is allowed, or, where it is only a risk, warns when the plan is made."""
+import logging
+
+import pytest
+
+from contrastlab.config import ConfigError
+from contrastlab.study import plan
+from workflow_helpers import set_key
+
+EMBEDDED = {"data": {"source": "embedded", "max_train": 400}, "model": {"name": "embedded", "max_len": 32},
+            "train": {"epochs": 1, "batch_size": 8, "grad_accum": 1}}
+
+
+def study(experiments=None, **more):
+    cfg = {**{k: dict(v) for k, v in EMBEDDED.items()},
+           "experiments": experiments or {"baseline": {}, "scl": {"loss": {"alpha": 0.1}}}}
+    for key, value in more.items():
+        set_key(cfg, key, value)
+    return cfg
+
+
+def error_of(cfg, source="my.yaml") -> str:
+    with pytest.raises(ConfigError) as e:
+        plan(cfg, source)
+    text = str(e.value)
+    assert text.startswith(f"{source}: ") and "\n" not in text, text
+    return text
+
+
+# ---- 4. the results folder ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("results, message", [
+    ("", "results = '': must name a folder"),
+    ("  ", "results = '  ': must name a folder"),
+    ("/", "results = '/': the file-system root"),
+    ("out/{cell}", "results = 'out/{cell}': braces are Snakemake wildcards"),
+])
+def test_a_results_folder_that_is_no_folder_is_refused_at_check(results, message):
+    assert message in error_of(study(results=results))
+
+
+def test_a_results_path_that_is_an_existing_file_or_lies_inside_one_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    assert f"results = '{tmp_path}/notes.txt' is a file, not a folder" in error_of(
+        study(results=str(tmp_path / "notes.txt")))
+    assert "is inside" in error_of(study(results=str(tmp_path / "notes.txt" / "run1")))
+    plan(study(results=str(tmp_path / "fresh" / "run1")), "my.yaml")  # a folder still to be made is fine
+
+
+def test_a_tilde_in_results_is_expanded_once_so_every_path_agrees(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    p = plan(study(results="~/runs/a"), "my.yaml")
+    assert p.study.results == str(tmp_path / "runs" / "a")
+
+
+# ---- 5. cell names are folders --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "a/b", "x y", "a" * 258])
+def test_an_experiment_name_unsafe_as_a_folder_is_refused_naming_the_rule(name):
+    msg = error_of(study({"baseline": {}, name: {"family": "scl"}}))
+    assert "names its cells' folders: letters, digits, _ . - only, not starting with a dot, at most 128" in msg
+    assert len(msg) < 300
+
+
+def test_a_sweep_value_that_makes_an_unsafe_or_overlong_cell_name_is_refused():
+    msg = error_of(study({"baseline": {}, "b": {"family": "baseline", "sweep": {"data.text_column": ["a/../b"]}}}))
+    assert "experiments.b.sweep: its values make the cell name 'b_text_columna/../b', unsafe as a folder" in msg
+    long = study({"baseline": {}, "b": {"family": "baseline", "sweep": {"data.text_column": ["t" * 200]}}})
+    assert "(213 characters), unsafe as a folder" in error_of(long)
+
+
+def test_cell_names_that_differ_only_in_case_are_refused():
+    msg = error_of(study({"baseline": {}, "scl": {"loss": {"alpha": 0.1}}, "SCL": {"family": "scl"}}))
+    assert "experiments 'scl' and 'SCL' make cells 'scl' and 'SCL', one folder on case-insensitive" in msg
+
+
+# ---- 6. comparisons ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("experiments, message", [
+    ({"baseline": {}, "scl": {"compare_to": "scl"}}, "experiments.scl.compare_to = 'scl': an experiment is not "
+                                                     "compared with itself"),
+    ({"baseline": {"compare_to": "scl"}, "scl": {}}, "experiments.baseline.compare_to = 'scl': baseline is the "
+                                                     "baseline"),
+    ({"baseline": {}, "lora": {"family": "baseline", "compare_to": "scl"}, "scl": {}, "token": {"compare_to": "lora"}},
+     "experiments.token.compare_to = 'lora': lora is itself compared with scl"),
+])
+def test_compare_to_itself_or_along_a_chain_is_refused(experiments, message):
+    assert message in error_of(study(experiments))
+
+
+def test_a_reference_on_other_data_files_is_refused_at_dag_build(tmp_path):
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("text,label\n" + "".join(f"t{i} {name},{i % 2}\n" for i in range(40)))
+    cfg = study({"baseline": {}, "scl": {"data": {"files": {"train": str(tmp_path / "b.csv")}}}},
+                **{"data": {"source": "files", "files": {"train": str(tmp_path / "a.csv")}}})
+    msg = error_of(cfg)
+    assert "cell scl: no cell of the baseline 'baseline' has the same data and sweep values" in msg
+    assert "candidates: baseline: data.files" in msg and "b.csv" in msg
+
+
+def test_compare_to_must_match_noise_and_few_shot_exactly_and_lists_the_candidates():
+    noisy = {"family": "baseline", "data": {"few_shot_n": 100}, "sweep": {"data.label_noise": [0.2, 0.4]}}
+    # an SCL arm at 0.1 noise against CE at 0.2 and 0.4: formerly paired with the first, 0.2
+    msg = error_of(study({"ce": noisy, "scl": {"data": {"few_shot_n": 100}, "compare_to": "ce",
+                                               "sweep": {"data.label_noise": [0.1]}}}, baseline="ce"))
+    assert ("cell scl_label_noise0.1: no cell of experiments.scl.compare_to = 'ce' has the same data and sweep values "
+            "(candidates: ce_label_noise0.2: data.label_noise 0.1 vs 0.2; ce_label_noise0.4: data.label_noise 0.1 "
+            "vs 0.4)") in msg
+    # a few-shot arm against a noisy full-data CE: it sets few_shot_n on purpose, but not the noise
+    msg = error_of(study({"baseline": {}, "ce": {"family": "baseline", "data": {"label_noise": 0.2}},
+                          "scl": {"data": {"few_shot_n": 20}, "compare_to": "ce"}}))
+    assert "cell scl: no cell of experiments.scl.compare_to = 'ce'" in msg and "data.label_noise 0.0 vs 0.2" in msg
+
+
+def test_a_train_draw_key_set_on_purpose_against_a_reference_that_leaves_it_is_a_comparison():
+    p = plan(study({"baseline": {}, "noisy": {"family": "baseline", "sweep": {"data.label_noise": [0.2, 0.4]}},
+                    "few": {"family": "baseline", "data": {"few_shot_n": 20}}}), "my.yaml")
+    assert p.reference == {"baseline": "baseline", "noisy_label_noise0.2": "baseline",
+                           "noisy_label_noise0.4": "baseline", "few": "baseline"}
+    # the test split is not a train-draw key: a different test share is never "on purpose"
+    msg = error_of(study({"baseline": {}, "other": {"family": "baseline", "data": {"test_fraction": 0.3}}}))
+    assert "data.test_fraction 0.3 vs 0.2" in msg
+
+
+def test_a_reference_whose_sweep_the_cell_does_not_pin_is_ambiguous_not_its_first_cell():
+    msg = error_of(study({"baseline": {}, "rdrop": {"sweep": {"stages": [1, 2]}},
+                          "scl": {"compare_to": "rdrop"}}))
+    assert "cell scl: 2 cells of experiments.scl.compare_to = 'rdrop' match it (rdrop_stages1, rdrop_stages2)" in msg
+
+
+# ---- 6. sweeps that make identical cells, and huge sweeps ------------------------------------------
+
+@pytest.mark.parametrize("experiments, message", [
+    ({"baseline": {}, "s": {"family": "scl", "sweep": {"alpha": [1, 1.0]}}},
+     "experiments.s.sweep.alpha: cells s_alpha1 and s_alpha1.0 would be the same run: 1 and 1.0 are the same value"),
+    ({"baseline": {}, "s": {"family": "scl", "sweep": {"layer": [-2, -3]}}},
+     "experiments.s.sweep.layer: cells s_layer-2 and s_layer-3 would be the same run: these cells do not read "
+     "loss.layer (loss.views: one reads no intermediate layer)"),
+    ({"baseline": {}, "b": {"family": "baseline", "train": {"max_steps": 30}, "sweep": {"train.epochs": [1, 2]}}},
+     "experiments.b.sweep.train.epochs: cells b_epochs1 and b_epochs2 would be the same run: these cells do not "
+     "read train.epochs (train.max_steps sets the length)"),
+    ({"baseline": {}, "f": {"family": "focal", "sweep": {"margin": [0.1, 0.3]}}},
+     "do not read loss.margin (only loss.contrast: margin reads it)"),
+])
+def test_a_sweep_that_makes_identical_runs_is_refused_naming_the_key(experiments, message):
+    assert message in error_of(study(experiments))
+
+
+def test_a_sweep_key_read_by_some_of_its_cells_only_is_fine():
+    p = plan(study({"baseline": {}, "s": {"family": "scl", "sweep": {"views": ["multi"], "layer": [-2, -3]}}}),
+             "my.yaml")
+    assert p.cell_names() == ["baseline", "s_layer-2_viewsmulti", "s_layer-3_viewsmulti"]
+
+
+def test_a_million_cell_sweep_answers_at_once_with_the_count_and_the_key_that_raises_the_limit():
+    values = list(range(100))
+    huge = {"baseline": {}, "b": {"family": "baseline",
+                                  "sweep": {"train.lr_head": [1e-3 * (i + 1) for i in values],
+                                            "train.lr_top": [1e-5 * (i + 1) for i in values],
+                                            "train.warmup_ratio": [i / 200 for i in values]}}}
+    msg = error_of(study(huge))
+    assert "the sweeps make 1000001 cells (b 1000000), more than max_cells = 1000: set max_cells: 1000001" in msg
+    assert len(plan(study({"baseline": {}, "b": {"family": "baseline", "sweep": {"train.lr_head": [1e-3, 2e-3]}}},
+                          max_cells=3), "my.yaml").cell_names()) == 3
+
+
+# ---- 7. ranges ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seeds, message", [
+    ([1, -1], "seeds[1] = -1: must be >= 0"),
+    ([2**32], "seeds[0] = 4294967296: must be < 4294967296"),
+])
+def test_seeds_outside_numpys_range_are_refused_at_check(seeds, message):
+    assert message in error_of(study(seeds=seeds))
