@@ -174,3 +174,133 @@ def test_a_million_cell_sweep_answers_at_once_with_the_count_and_the_key_that_ra
 ])
 def test_seeds_outside_numpys_range_are_refused_at_check(seeds, message):
     assert message in error_of(study(seeds=seeds))
+
+
+def test_lora_target_modules_the_model_lacks_are_refused_at_dag_build_from_its_weights_names():
+    cfg = study({"baseline": {}, "lora": {"family": "baseline", "model": {"lora": {"target_modules": ["q_proj"]}}}})
+    msg = error_of(cfg)
+    assert "cell lora: model.lora.target_modules: 'q_proj' is not a module of embedded (its modules with 2-D " \
+           "weights: dense, key, position_embeddings, query, token_type_embeddings, value, word_embeddings)" in msg
+    ok = study({"baseline": {}, "lora": {"family": "baseline",
+                                         "model": {"lora": {"target_modules": ["query", "attention.self.value"]}}}})
+    assert plan(ok, "my.yaml").cell_names() == ["baseline", "lora"]
+
+
+def test_a_lora_target_the_dag_build_could_not_see_stops_the_job_in_one_line_naming_the_key(tiny_deberta_dir):
+    from contrastlab.config import LoraConfig, ModelConfig
+    from contrastlab.model import build_classifier
+
+    with pytest.raises(ConfigError) as e:
+        build_classifier(ModelConfig(name=str(tiny_deberta_dir), lora=LoraConfig(target_modules=["query"])), 2)
+    assert str(e.value).startswith("model.lora.target_modules: 'query' is not a module of the encoder (its linear "
+                                   "modules: dense, key_proj, pos_key_proj, pos_query_proj, query_proj, value_proj)"), str(e.value)
+
+
+# ---- 9. an undertrained study ---------------------------------------------------------------------
+
+def test_few_optimizer_steps_for_the_data_warn_when_the_plan_is_made(tmp_path, caplog):
+    """The issue's own case: 600 texts of 5 classes, batch 32 x the default grad_accum 2, 3 epochs."""
+    rows = "".join(f"article {i} about topic {i % 5},t{i % 5}\n" for i in range(600))
+    (tmp_path / "news.csv").write_text("text,label\n" + rows)
+    cfg = {"data": {"source": "files", "files": {"train": str(tmp_path / "news.csv")}},
+           "model": {"name": "embedded", "max_len": 32}, "train": {"batch_size": 32},
+           "experiments": {"baseline": {}, "lora": {"family": "baseline", "model": {"lora": {}}}}}
+    with caplog.at_level(logging.WARNING, "contrastlab.budget"):
+        plan(cfg, "my.yaml")
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "contrastlab.budget"]
+    assert warning == ("my.yaml: cell(s) baseline, lora: at most 21 optimizer steps (3 epoch(s) x 7 steps of 32 x 2 "
+                       "examples over at most 433 train examples): fewer than 50, so they may barely learn; raise "
+                       "train.epochs or train.max_steps, or lower train.batch_size x train.grad_accum")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "contrastlab.budget"):  # 2 x 433 / 8 = 110 steps: enough
+        plan(set_key(cfg, "train", {"batch_size": 8, "grad_accum": 1, "epochs": 2}), "my.yaml")
+    assert not [r for r in caplog.records if r.name == "contrastlab.budget"]
+
+
+@pytest.mark.parametrize("declared, few_shot, max_steps, warned", [
+    (None, None, 49, "at most 49 optimizer steps (train.max_steps): fewer than 50"),
+    (None, None, 50, None),
+    ([f"c{i}" for i in range(8)], None, 60, "fewer than 80 (10 per class x 8 classes)"),
+    (["a", "b"], 10, None, "1 epoch(s) x 3 steps of 8 x 1 examples over at most 20 train examples"),
+])
+def test_the_step_rule_counts_max_steps_classes_and_few_shot_draws(declared, few_shot, max_steps, warned):
+    from contrastlab.budget import warn_few_steps
+    from contrastlab.grid import expand_grid
+    from contrastlab.config import StudyConfig
+
+    cfg = study({"baseline": {}}, **{"train.max_steps": max_steps, "data.few_shot_n": few_shot,
+                                     "data.labels": declared, "data.max_train": None})
+    warnings = warn_few_steps(expand_grid(StudyConfig.model_validate(cfg)), "my.yaml")
+    assert (warnings[0] if warnings else None) is None if warned is None else warned in warnings[0]
+
+
+def test_the_default_and_preset_studies_plan_without_a_few_steps_warning(caplog):
+    from contrastlab.cli import read_config
+    from workflow_helpers import REPO
+
+    for preset in ("config.yaml", "config/gunel.yaml", "config/paper.yaml"):
+        with caplog.at_level(logging.WARNING, "contrastlab.budget"):
+            plan(read_config(REPO / preset), preset)
+    assert not [r.getMessage() for r in caplog.records if r.name == "contrastlab.budget"]
+
+
+def test_the_embedded_corpus_class_count_the_rule_uses_is_the_sources():
+    from contrastlab.budget import EMBEDDED_CLASSES
+    from contrastlab.sources import EMBEDDED_LABELS
+
+    assert EMBEDDED_CLASSES == len(EMBEDDED_LABELS)
+
+
+@pytest.mark.parametrize("labels, accuracy, near", [
+    ([0, 1, 2, 3, 4] * 10, 0.22, True),  # the issue's LoRA cell: 5 balanced classes, chance 0.2
+    ([0, 1, 2, 3, 4] * 10, 0.42, False),  # its baseline
+    ([0] * 578 + [1] * 422, 0.60, True),  # the default study's majority class is 0.578
+    ([0] * 578 + [1] * 422, 0.65, False),
+])
+def test_a_validation_accuracy_near_chance_is_flagged_against_the_majority_share(labels, accuracy, near):
+    from contrastlab.metrics import near_chance
+
+    out = near_chance(accuracy, labels)
+    assert out["near_chance_val"] is near and out["val_chance"] == pytest.approx(max(labels.count(0),
+                                                                                     labels.count(1)) / len(labels))
+
+
+# ---- 6. the aggregate pairs only cells tested on the same examples ----------------------------------
+
+def test_a_test_split_fingerprint_tells_the_same_examples_from_other_rows_with_the_same_numbers(tmp_path, tokenizer):
+    from contrastlab.config import DataConfig
+    from contrastlab.data import prepare
+    from contrastlab.prepared import split_fingerprint
+
+    for name, word in (("a.csv", "good"), ("b.csv", "other")):  # same rows, labels and count; other texts
+        (tmp_path / name).write_text("text,label\n" + "".join(f"{word} text {i},{i % 2}\n" for i in range(40)))
+    hashes = {}
+    for name, max_len in (("a.csv", 32), ("a.csv", 16), ("b.csv", 32)):
+        out = tmp_path / f"{name}-{max_len}"
+        prepare(DataConfig(source="files", files={"train": str(tmp_path / name)}), tokenizer, max_len, out)
+        hashes[(name, max_len)] = split_fingerprint(out)
+    assert hashes[("a.csv", 32)] == hashes[("a.csv", 16)] != hashes[("b.csv", 32)]
+    assert len(hashes[("a.csv", 32)]) == 16 and split_fingerprint(tmp_path / "nothing") is None
+
+
+def test_the_aggregate_refuses_to_pair_a_cell_with_a_reference_tested_on_other_examples(tmp_path):
+    import json
+    from pathlib import Path
+
+    from contrastlab.aggregate.collect import collect
+    from test_aggregate import base_correct, run_of
+
+    def runs(ref_hash):
+        out = [run_of(tmp_path, "baseline", 1, "baseline", "baseline", {}, {}, base_correct(1)),
+               run_of(tmp_path, "x", 1, "x", "baseline", {}, {}, base_correct(1))]
+        for run, h in zip(out, (ref_hash, "aaaa")):
+            path = Path(run["files"]["train_metrics"])
+            path.write_text(json.dumps({**json.loads(path.read_text()), "test_examples": h}))
+        return out
+
+    assert set(collect(runs("aaaa"), "baseline").cells) == {"baseline", "x"}
+    with pytest.raises(ValueError) as e:
+        collect(runs("bbbb"), "baseline")
+    assert str(e.value) == ("cell 'x' and its reference 'baseline' were tested on different examples (test split "
+                            "aaaa vs bbbb): their predictions cannot be paired by row; compare cells prepared from "
+                            "the same data")

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from .aggregate.outputs import planned_outputs
+from .budget import warn_few_steps
 from .config import ConfigError, DataConfig, StudyConfig, validate
 from .grid import Cell, expand_grid
 from .layout import Output
@@ -124,6 +125,7 @@ def plan(config: dict, source: str = "config") -> Plan:
     cells = expand_grid(study, source)
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
+    warn_few_steps(cells, source)
     preps, prep_of = {}, {}
     for c in cells:
         key = prep_key(c, study.data)

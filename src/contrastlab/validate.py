@@ -14,7 +14,7 @@ from pathlib import Path
 from . import families
 from .config import ConfigError, StudyConfig
 from .grid import Cell
-from .hfconfig import ModelInfo, model_info
+from .hfconfig import ModelInfo, model_info, weight_modules
 from .layers import frozen_reads, resolve_layer
 
 log = logging.getLogger("contrastlab.validate")
@@ -77,8 +77,23 @@ def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> No
             if infos[name].config is None:
                 log.warning("model %s is not in the local Hugging Face cache: its layers and positions are "
                             "checked by the jobs that download it", name)
+        check_lora_targets(cell.config.model, infos[name], f"{where}: cell {cell.name}")
         written = {**study.experiments[cell.experiment].loss, **{k: v for k, v in cell.sweep.items() if "." not in k}}
         check_cell(cell.config, infos[name], study.probe.layers, f"{where}: cell {cell.name}", written)
+
+
+def check_lora_targets(model, info: ModelInfo, at: str) -> None:
+    """model.lora.target_modules against the modules of the model's weights, matched as peft does
+    (a module path equal to the name or ending in .name)."""
+    targets = model.lora.target_modules if model.lora is not None else None
+    modules = weight_modules(info) if targets else None
+    if not modules:
+        return
+    missing = [t for t in targets if not any(m == t or m.endswith("." + t) for m in modules)]
+    if missing:
+        linear = sorted({m.rpartition(".")[2] for m, ndim in modules.items() if ndim == 2})
+        raise ConfigError(f"{at}: model.lora.target_modules: {', '.join(map(repr, missing))} is not a module of "
+                          f"{model.name} (its modules with 2-D weights: {', '.join(linear)})")
 
 
 def check_cell(cfg, info: ModelInfo, probe_layers, at: str, written_loss: dict | None = None) -> None:
