@@ -304,3 +304,24 @@ def test_the_aggregate_refuses_to_pair_a_cell_with_a_reference_tested_on_other_e
     assert str(e.value) == ("cell 'x' and its reference 'baseline' were tested on different examples (test split "
                             "aaaa vs bbbb): their predictions cannot be paired by row; compare cells prepared from "
                             "the same data")
+
+
+def test_snakemakes_own_dag_build_stops_on_a_bad_seed_and_shows_the_few_steps_warning(tmp_path):
+    """The same checks run when Snakemake builds the DAG: one line, no traceback (formerly a raw
+    MissingInputException for a negative seed)."""
+    import yaml
+
+    from workflow_helpers import snakemake
+
+    rows = "".join(f"article {i} about topic {i % 5},t{i % 5}\n" for i in range(600))
+    (tmp_path / "news.csv").write_text("text,label\n" + rows)
+    cfg = {"data": {"source": "files", "files": {"train": str(tmp_path / "news.csv")}},
+           "model": {"name": "embedded", "max_len": 32}, "train": {"batch_size": 32},
+           "results": str(tmp_path / "out"), "experiments": {"baseline": {}}}
+    (tmp_path / "few.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, tmp_path / "few.yaml", "-n")
+    assert "cell(s) baseline: at most 21 optimizer steps" in out.stdout + out.stderr
+    (tmp_path / "neg.yaml").write_text(yaml.safe_dump({**cfg, "seeds": [-1]}))
+    out = snakemake(tmp_path, tmp_path / "neg.yaml", "-n", check=False)
+    assert out.returncode != 0 and f"config error: {tmp_path / 'neg.yaml'}: seeds[0] = -1: must be >= 0" in out.stderr
+    assert "Traceback" not in out.stderr and "MissingInput" not in out.stderr
