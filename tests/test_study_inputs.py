@@ -32,10 +32,10 @@ def error_of(cfg, source="my.yaml") -> str:
 # ---- 4. the results folder ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("results, message", [
-    ("", "results = '': must name a folder"),
-    ("  ", "results = '  ': must name a folder"),
-    ("/", "results = '/': the file-system root"),
-    ("out/{cell}", "results = 'out/{cell}': braces are Snakemake wildcards"),
+    ("", "my.yaml: results: '' names no folder (write e.g. results)"),
+    ("  ", "my.yaml: results: '  ' names no folder"),
+    ("/", "my.yaml: results: '/' is the file-system root"),
+    ("out/{cell}", "my.yaml: results: 'out/{cell}': braces are Snakemake wildcards; name a folder without { }"),
 ])
 def test_a_results_folder_that_is_no_folder_is_refused_at_check(results, message):
     assert message in error_of(study(results=results))
@@ -169,8 +169,8 @@ def test_a_million_cell_sweep_answers_at_once_with_the_count_and_the_key_that_ra
 # ---- 7. ranges ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seeds, message", [
-    ([1, -1], "seeds[1] = -1: must be >= 0"),
-    ([2**32], "seeds[0] = 4294967296: must be < 4294967296"),
+    ([1, -1], "seeds: seed -1 is outside 0 <= seed < 2^32 (numpy's range)"),
+    ([2**32], "seeds: seed 4294967296 is outside 0 <= seed < 2^32"),
 ])
 def test_seeds_outside_numpys_range_are_refused_at_check(seeds, message):
     assert message in error_of(study(seeds=seeds))
@@ -323,5 +323,5 @@ def test_snakemakes_own_dag_build_stops_on_a_bad_seed_and_shows_the_few_steps_wa
     assert "cell(s) baseline: at most 21 optimizer steps" in out.stdout + out.stderr
     (tmp_path / "neg.yaml").write_text(yaml.safe_dump({**cfg, "seeds": [-1]}))
     out = snakemake(tmp_path, tmp_path / "neg.yaml", "-n", check=False)
-    assert out.returncode != 0 and f"config error: {tmp_path / 'neg.yaml'}: seeds[0] = -1: must be >= 0" in out.stderr
+    assert out.returncode != 0 and f"config error: {tmp_path / 'neg.yaml'}: seeds: seed -1 is outside 0 <= seed < 2^32" in out.stderr
     assert "Traceback" not in out.stderr and "MissingInput" not in out.stderr
