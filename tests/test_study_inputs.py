@@ -209,7 +209,7 @@ def test_few_optimizer_steps_for_the_data_warn_when_the_plan_is_made(tmp_path, c
         plan(cfg, "my.yaml")
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "contrastlab.budget"]
     assert warning == ("my.yaml: cell(s) baseline, lora: at most 21 optimizer steps (3 epoch(s) x 7 steps of 32 x 2 "
-                       "examples over at most 433 train examples): fewer than 50, so they may barely learn; raise "
+                       "examples over at most 434 train examples): fewer than 50, so they may barely learn; raise "
                        "train.epochs or train.max_steps, or lower train.batch_size x train.grad_accum")
     caplog.clear()
     with caplog.at_level(logging.WARNING, "contrastlab.budget"):  # 2 x 433 / 8 = 110 steps: enough
@@ -325,3 +325,26 @@ def test_snakemakes_own_dag_build_stops_on_a_bad_seed_and_shows_the_few_steps_wa
     out = snakemake(tmp_path, tmp_path / "neg.yaml", "-n", check=False)
     assert out.returncode != 0 and f"config error: {tmp_path / 'neg.yaml'}: seeds: seed -1 is outside 0 <= seed < 2^32" in out.stderr
     assert "Traceback" not in out.stderr and "MissingInput" not in out.stderr
+
+
+@pytest.mark.parametrize("data", [
+    {"source": "embedded"}, {"source": "embedded", "few_shot_n": 20}, {"source": "embedded", "max_train": 300},
+    {"source": "files", "files": {"train": "news.csv"}},
+    {"source": "files", "files": {"train": "news.csv", "test": "news_test.jsonl"}, "val_fraction": 0.2},
+])
+def test_the_train_size_bound_is_never_below_the_split_that_prepare_makes(data, tmp_path, monkeypatch):
+    """An upper bound, so the warning never fires on a cell that has the steps it needs."""
+    from contrastlab.budget import _source_rows, train_rows_at_most
+    from contrastlab.config import DataConfig
+    from contrastlab.data import load_splits
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "news.csv").write_text("text,label\n" + "".join(f"article {i},t{i % 5}\n" for i in range(600)))
+    (tmp_path / "news_test.jsonl").write_text("".join(f'{{"text": "test {i}", "label": "t{i % 5}"}}\n'
+                                                      for i in range(50)))
+    cfg = DataConfig.model_validate(data)
+    actual = len(load_splits(cfg)[0]["train"])
+    bound = train_rows_at_most(cfg, _source_rows(cfg))
+    assert actual <= bound, (actual, bound)
+    if cfg.source == "files":
+        assert bound <= actual + 3  # a header line and rounding up

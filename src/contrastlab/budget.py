@@ -23,13 +23,15 @@ log = logging.getLogger("contrastlab.budget")
 MIN_STEPS = 50
 MIN_STEPS_PER_CLASS = 10
 EMBEDDED_CLASSES = 2  # the embedded corpus's labels, rotten and fresh (contrastlab.sources.EMBEDDED_LABELS)
-LINE_COUNTED = (".csv", ".tsv", ".jsonl")  # one row per line at most (a header, or quoted newlines, only lower it)
+LINE_COUNTED = (".csv", ".tsv", ".jsonl")  # one row per line at most (a header or quoted newlines only lower it)
+MAX_COUNTED_BYTES = 256 << 20  # a larger train file is not counted on every DAG build (nor likely to give few steps)
 
 
 def _lines(path: Path, opener=open) -> int | None:
+    """Lines in the file (its newlines + 1, for a last line without one)."""
     try:
         with opener(path, "rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            return 1 + sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     except OSError:
         return None
 
@@ -41,11 +43,14 @@ def _source_rows(data: DataConfig) -> int | None:
         return _lines(embedded_path(), bz2.open) if EMBEDDED_FILE.endswith(".bz2") else _lines(embedded_path())
     if data.source == "files":
         path = Path(data.files["train"]).expanduser()
-        if path.suffix.lower() in LINE_COUNTED:
+        if path.suffix.lower() in LINE_COUNTED and path.stat().st_size <= MAX_COUNTED_BYTES:
             return _lines(path)
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
-            return pq.read_metadata(path).num_rows
+            try:
+                return pq.read_metadata(path).num_rows
+            except Exception:  # not a valid parquet file: the prepare job says so with the file's name
+                return None
     return None
 
 
