@@ -66,7 +66,7 @@ def check_references(study: StudyConfig, where: str) -> None:
 
 def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> None:
     """Layers, trainable layers, max_len and the contrastive terms' gradient, against the model."""
-    infos = {}
+    infos, modules = {}, {}
     for cell in cells:
         name = cell.config.model.name
         if name not in infos:
@@ -77,17 +77,19 @@ def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> No
             if infos[name].config is None:
                 log.warning("model %s is not in the local Hugging Face cache: its layers and positions are "
                             "checked by the jobs that download it", name)
-        check_lora_targets(cell.config.model, infos[name], f"{where}: cell {cell.name}")
+        if cell.config.model.lora is not None and cell.config.model.lora.target_modules:
+            if name not in modules:
+                modules[name] = weight_modules(infos[name])
+            check_lora_targets(cell.config.model, modules[name], f"{where}: cell {cell.name}")
         written = {**study.experiments[cell.experiment].loss, **{k: v for k, v in cell.sweep.items() if "." not in k}}
         check_cell(cell.config, infos[name], study.probe.layers, f"{where}: cell {cell.name}", written)
 
 
-def check_lora_targets(model, info: ModelInfo, at: str) -> None:
-    """model.lora.target_modules against the modules of the model's weights, matched as peft does
-    (a module path equal to the name or ending in .name)."""
+def check_lora_targets(model, modules: dict[str, int] | None, at: str) -> None:
+    """model.lora.target_modules against the modules of the model's weights (hfconfig.weight_modules;
+    None: unknown, left to the job), matched as peft does (a path equal to the name or ending in .name)."""
     targets = model.lora.target_modules if model.lora is not None else None
-    modules = weight_modules(info) if targets else None
-    if not modules:
+    if not targets or not modules:
         return
     missing = [t for t in targets if not any(m == t or m.endswith("." + t) for m in modules)]
     if missing:
