@@ -176,6 +176,12 @@ def test_seeds_outside_numpys_range_are_refused_at_check(seeds, message):
     assert message in error_of(study(seeds=seeds))
 
 
+def test_a_split_seed_outside_numpys_range_is_refused_at_check_also_when_swept():
+    assert "data.split_seed = -3: must be >= 0" in error_of(study(**{"data.split_seed": -3}))
+    msg = error_of(study({"baseline": {}, "b": {"family": "baseline", "sweep": {"data.split_seed": [1, 2**32]}}}))
+    assert "experiments.b.sweep.data.split_seed = 4294967296: must be < 4294967296 (cell b_split_seed4294967296)" in msg
+
+
 def test_lora_target_modules_the_model_lacks_are_refused_at_dag_build_from_its_weights_names():
     cfg = study({"baseline": {}, "lora": {"family": "baseline", "model": {"lora": {"target_modules": ["q_proj"]}}}})
     msg = error_of(cfg)

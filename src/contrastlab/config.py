@@ -75,7 +75,7 @@ class DataConfig(Section):
                             "the embedded corpus always drops its repeats")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved out for validation when the source has none")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test when the source has no test split")
-    split_seed: int = Field(42, description="seed of the stratified splits, caps and label noise")
+    split_seed: int = Field(42, ge=0, lt=2**32, description="seed of the stratified splits, caps and label noise")
     max_train: int | None = Field(None, ge=2, description="stratified cap on the train split")
     few_shot_n: int | None = Field(None, ge=1, description="train examples per class (sweepable as data.few_shot_n)")
     max_eval: int | None = Field(None, ge=2, description="stratified cap on the val and test splits")
@@ -401,7 +401,7 @@ def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
     ctx = err.get("ctx", {})
     for key, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
         if key in ctx:
-            bound = f"{ctx[key]:g}" if isinstance(ctx[key], (int, float)) else ctx[key]
+            bound = f"{ctx[key]:g}" if isinstance(ctx[key], float) else ctx[key]
             return f"{path} = {value!r}: must be {word} {bound}"
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
