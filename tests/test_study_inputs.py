@@ -237,7 +237,10 @@ def test_the_step_rule_counts_max_steps_classes_and_few_shot_draws(declared, few
     cfg = study({"baseline": {}}, **{"train.max_steps": max_steps, "data.few_shot_n": few_shot,
                                      "data.labels": declared, "data.max_train": None})
     warnings = warn_few_steps(expand_grid(StudyConfig.model_validate(cfg)), "my.yaml")
-    assert (warnings[0] if warnings else None) is None if warned is None else warned in warnings[0]
+    if warned is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warned in warnings[0], warnings
 
 
 def test_the_default_and_preset_studies_plan_without_a_few_steps_warning(caplog):
