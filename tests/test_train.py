@@ -18,7 +18,8 @@ from contrastlab.data import prepare
 from contrastlab.families.baseline.objective import CrossEntropy
 from contrastlab.jobs import Attempts, job
 from contrastlab.model import load_tokenizer, load_trained
-from contrastlab.prepared import load_prepared
+from contrastlab.metrics import near_chance
+from contrastlab.prepared import load_prepared, split_fingerprint
 from contrastlab.train import INJECT_MAX_MICRO, NonFiniteLoss, Trainer, fingerprint_of, train
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1, log_every=1)
@@ -100,6 +101,15 @@ def test_metrics_record_provenance_precision_and_the_micro_batch(reference_run):
         assert key in p, key
     assert p["torch"] == torch.__version__ and p["precision"] == "fp32" and p["device_count"] == 1
     assert (metrics["micro_batch"], metrics["grad_accum"], metrics["effective_batch"]) == (16, 2, 32)
+
+
+def test_metrics_record_which_test_examples_and_whether_validation_is_near_chance(reference_run, prepared):
+    """What the aggregate pairs cells by, and the flag of a cell that barely learned (metrics.near_chance)."""
+    _, metrics = reference_run
+    assert metrics["test_examples"] == split_fingerprint(prepared) and len(metrics["test_examples"]) == 16
+    val = load_prepared(prepared).splits["val"].labels
+    assert metrics["val_chance"] == pytest.approx(np.bincount(val).max() / len(val))
+    assert metrics["near_chance_val"] is near_chance(metrics["val_accuracy"], val)["near_chance_val"]
 
 
 def test_crash_in_second_epoch_resumes_from_the_epoch_checkpoint_to_the_same_result(

@@ -25,7 +25,8 @@ Values are typed strictly: a quoted "0.3" is text, not a number, and "false" is 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Literal
+import os
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -74,12 +75,16 @@ class DataConfig(Section):
                             "the embedded corpus always drops its repeats")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved out for validation when the source has none")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test when the source has no test split")
-    split_seed: int = Field(42, description="seed of the stratified splits, caps and label noise")
+    split_seed: int = Field(42, ge=0, lt=2**32, description="seed of the stratified splits, caps and label noise")
     max_train: int | None = Field(None, ge=2, description="stratified cap on the train split")
     few_shot_n: int | None = Field(None, ge=1, description="train examples per class (sweepable as data.few_shot_n)")
     max_eval: int | None = Field(None, ge=2, description="stratified cap on the val and test splits")
     label_noise: float = Field(0.0, ge=0, lt=1, description="share of train labels flipped (seeded, symmetric: "
                                                             "each to another class uniformly); val and test stay clean")
+
+    # Keys that change only the train split (the test split is drawn before them): the only data keys in which
+    # a cell may differ from its compare_to reference, and only where its own experiment sets them on purpose.
+    TRAIN_DRAW_KEYS: ClassVar[tuple[str, ...]] = ("max_train", "few_shot_n", "label_noise")
 
     @model_validator(mode="after")
     def _source_needs(self):
@@ -197,6 +202,10 @@ class LossParams(Section):
         """How the loss is composed, in words, for the tables ("" when only the family says it)."""
         return ""
 
+    def unread(self) -> dict[str, str]:
+        """Keys these params do not read, given the others -> why (a sweep over one makes identical cells)."""
+        return {}
+
 
 class ContrastParams(LossParams):
     """CE (or focal CE) + a contrastive term over views of each sample (contrastlab.contrastive)."""
@@ -225,6 +234,11 @@ class ContrastParams(LossParams):
     def contrast_layers(self) -> list[int]:
         return [-1]
 
+    def unread(self) -> dict[str, str]:
+        why = {"contrast_gamma": ("focal", "contrast"), "margin": ("margin", "contrast"), "focal_gamma": ("focal", "ce")}
+        out = {k: f"only loss.{key}: {v} reads it" for k, (v, key) in why.items() if getattr(self, key) != v}
+        return out | ({"tau": "loss.contrast: margin uses raw cosines"} if self.contrast == "margin" else {})
+
     def form(self) -> str:
         ce = "focal CE" if self.ce == "focal" else "CE"
         term = {"supcon": "SupCon", "focal": "focal SupCon", "margin": "margin"}[self.contrast]
@@ -242,9 +256,12 @@ class ExperimentConfig(Section):
     loss: dict[str, Any] = Field({}, description="the family's hyper-parameters (its Params)")
     sweep: dict[str, list[Any]] = Field({}, description="key -> values; loss keys by name, others as data.<key>, "
                                                         "model.<key> or train.<key>")
-    compare_to: str | None = Field(None, description="experiment this one is compared with (default: the baseline); "
-                                                     "each cell with that experiment's cell of the same sweep values "
-                                                     "(e.g. the same data.few_shot_n), else with its first cell")
+    compare_to: str | None = Field(None, description="experiment this one is compared with (default: the baseline; "
+                                                     "not itself, nor one that has a compare_to): each cell with the "
+                                                     "one cell of it that has the same data section and sweep values; "
+                                                     "only data keys that change the train split alone (max_train, "
+                                                     "few_shot_n, label_noise) may differ, where this experiment "
+                                                     "sets them and that one does not. No match stops the DAG build")
     data: dict[str, Any] = Field({}, description="overrides of the data section")
     model: dict[str, Any] = Field({}, description="overrides of the model section")
     train: dict[str, Any] = Field({}, description="overrides of the train section")
@@ -252,19 +269,38 @@ class ExperimentConfig(Section):
 
 class StudyConfig(Section):
     """A whole config file."""
-    results: str = Field("results", description="directory of every output (cells, tables, figures, logs)")
+    results: str = Field("results", description="directory of every output (cells, tables, figures, logs); "
+                                                "~ is expanded; not empty, not /, no braces, not an existing file")
     data: DataConfig = Field(description="the labelled texts (required)")
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     probe: ProbeConfig = ProbeConfig()
-    seeds: list[int] = Field([1], min_length=1, description="every cell runs once per seed")
+    seeds: list[int] = Field([1], min_length=1, description="every cell runs once per seed (0 <= seed < 2^32)")
     baseline: str = Field("baseline", description="the experiment every cell is compared with unless it sets compare_to")
     experiments: dict[str, ExperimentConfig] = Field(min_length=1, description="named recipes (required)")
+    max_cells: int = Field(1000, ge=1, description="most cells the sweeps may make (checked before any is built); "
+                                                  "raise it for a larger study")
+
+    @field_validator("results")
+    @classmethod
+    def _results_folder(cls, results):
+        # Joined into every output path: Snakemake reads braces as wildcards and takes ~ literally.
+        if not results.strip():
+            raise ValueError(f"{results!r} names no folder (write e.g. results)")
+        if "{" in results or "}" in results:
+            raise ValueError(f"{results!r}: braces are Snakemake wildcards; name a folder without {{ }}")
+        expanded = os.path.expanduser(results)
+        if os.path.dirname(os.path.abspath(expanded)) == os.path.abspath(expanded):
+            raise ValueError(f"{results!r} is the file-system root; name a folder (e.g. results)")
+        return expanded
 
     @field_validator("seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds):
+    def _valid_seeds(cls, seeds):
+        bad = [s for s in seeds if not 0 <= s < 2**32]  # numpy's range: outside it, only the job would fail
+        if bad:
+            raise ValueError(f"seed {bad[0]} is outside 0 <= seed < 2^32 (numpy's range)")
         twice = sorted({s for s in seeds if seeds.count(s) > 1})
         if twice:
             raise ValueError(f"seed {twice[0]} is listed twice (a cell runs once per distinct seed)")
@@ -281,6 +317,11 @@ class CellConfig(Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+
+    def unread(self) -> dict[str, str]:
+        """Keys of its sections this cell does not read, given the others -> why (the loss's own: Params.unread)."""
+        return ({"train.epochs": "train.max_steps sets the length"} if self.train.max_steps else {}) | (
+            {"model.trainable_layers": "model.lora adapts every layer"} if self.model.lora else {})
 
 
 # ---- errors that name what is wrong -----------------------------------------------------------
@@ -360,7 +401,7 @@ def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
     ctx = err.get("ctx", {})
     for key, word in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
         if key in ctx:
-            bound = f"{ctx[key]:g}" if isinstance(ctx[key], (int, float)) else ctx[key]
+            bound = f"{ctx[key]:g}" if isinstance(ctx[key], float) else ctx[key]
             return f"{path} = {value!r}: must be {word} {bound}"
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")

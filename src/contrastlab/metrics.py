@@ -78,3 +78,14 @@ def collapse(preds: np.ndarray, ce: np.ndarray, shares: dict[str, float], ce_ter
 
 def _smooth(x: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(x, np.ones(window) / window, mode="valid") if len(x) >= window else x
+
+
+def near_chance(val_accuracy: float, val_labels: np.ndarray) -> dict:
+    """Whether a cell's validation accuracy is near chance: at most two binomial standard errors
+    above the majority class's share of the validation split (what predicting that one class
+    scores; 1/C for balanced classes). Such a cell has barely learned, whatever its loss says, and
+    a comparison with it says little."""
+    labels = np.asarray(val_labels)
+    chance = float(np.bincount(labels).max() / len(labels))
+    margin = 2 * np.sqrt(chance * (1 - chance) / len(labels))
+    return {"val_chance": chance, "near_chance_val": bool(val_accuracy <= chance + margin)}

@@ -102,6 +102,12 @@ def _wrap_lora(encoder: nn.Module, lora: LoraConfig) -> nn.Module:
     from peft import LoraConfig as PeftLoraConfig, get_peft_model
 
     target = lora.target_modules or _default_lora_targets(encoder)
+    names = [n for n, _ in encoder.named_modules()]
+    missing = [t for t in target if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:  # the DAG build checks this when it can read the weights' names; peft's own error is long
+        linear = sorted({n.rpartition(".")[2] for n, m in encoder.named_modules() if isinstance(m, nn.Linear)})
+        raise ConfigError(f"model.lora.target_modules: {', '.join(map(repr, missing))} is not a module of the "
+                          f"encoder (its linear modules: {', '.join(linear)})")
     peft_cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target)
     return get_peft_model(encoder, peft_cfg)
 

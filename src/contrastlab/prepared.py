@@ -5,6 +5,8 @@ scikit-learn or datasets (about 2 s of start-up each).
 """
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -56,3 +58,17 @@ def load_prepared(out_dir: str | os.PathLike) -> Prepared:
         splits = {s: Split(np.split(z[f"{s}_ids"], z[f"{s}_offsets"][1:-1]), z[f"{s}_labels"], z[f"{s}_rows"])
                   for s in SPLITS}
     return Prepared(splits, meta["names"], meta)
+
+
+def split_fingerprint(out_dir: str | os.PathLike, split: str = "test") -> str | None:
+    """A hash of a split's examples (source row, label name, text; in row order), from the
+    <split>.csv that contrastlab.data.prepare writes beside the tokens. Two cells are paired by
+    source row in the aggregate: equal hashes say the rows hold the same examples. None when the
+    file is missing (a dataset prepared by an older version)."""
+    path, summary = Path(out_dir) / f"{split}.csv", Path(out_dir) / PREPARED_FILES["summary"]
+    if not path.is_file() or not summary.is_file():
+        return None
+    names = json.loads(summary.read_text())["names"]
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = sorted((int(r["row"]), str(names[int(r["label"])]), r["text"]) for r in csv.DictReader(f))
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:16]

@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass, field
 
 from .aggregate.outputs import planned_outputs
-from .config import DataConfig, StudyConfig, validate
+from .budget import warn_few_steps
+from .config import ConfigError, DataConfig, StudyConfig, validate
 from .grid import Cell, expand_grid
 from .layout import Output
-from .validate import check_against_model, check_data_files, check_references
+from .validate import check_against_model, check_data_files, check_references, check_results_folder
 
 
 @dataclass
@@ -71,23 +72,60 @@ def resolved_value(cell: Cell, key: str):
     return value
 
 
-def reference_cell(cell: Cell, cells: list[Cell], experiment: str) -> str:
-    """The cell of `experiment` that `cell` is compared with: the one whose swept values `cell`
-    also has (the CE arm of the same few-shot size and noise), else that experiment's first cell."""
-    candidates = list(dict.fromkeys((c.name, tuple(sorted(c.sweep.items(), key=str))) for c in cells
-                                    if c.experiment == experiment))
-    for name, sweep in candidates:
-        if sweep and all(resolved_value(cell, k) == v for k, v in sweep):
-            return name
-    return candidates[0][0]
+def _set_data_keys(exp) -> set[str]:
+    """The data keys an experiment sets itself: in its data section or its sweep."""
+    return set(exp.data) | {k.split(".")[1] for k in exp.sweep if k.startswith("data.")}
+
+
+def _differences(cell: Cell, ref: Cell, ref_sweep: list[str], deliberate: set[str]) -> list[str]:
+    """The keys in which `cell` does not match a candidate reference: any data key (but those its
+    experiment varies on purpose), and the reference experiment's sweep keys that the cell has too."""
+    own, other = cell.config.data.model_dump(), ref.config.data.model_dump()
+    keys = [f"data.{k}" for k in own if k not in deliberate and own[k] != other[k]]
+    keys += [k for k in ref_sweep if not k.startswith("data.") and resolved_value(cell, k) is not None
+             and resolved_value(cell, k) != resolved_value(ref, k)]
+    return keys
+
+
+def reference_cell(cell: Cell, cells: list[Cell], study: StudyConfig, where: str) -> str:
+    """The one cell of the experiment `cell` is compared with (compare_to, else the baseline) that
+    ran on the same data (the same test split, train draw, noise and few-shot) and has the same
+    values of that experiment's sweep keys. The only data keys allowed to differ are those that
+    change the train split alone (DataConfig.TRAIN_DRAW_KEYS) which the cell's experiment sets on
+    purpose and the reference's does not (noisy CE against the clean baseline). ConfigError
+    listing the candidates and how each differs when there is not exactly one."""
+    exp = study.experiments[cell.experiment]
+    target = exp.compare_to or study.baseline
+    if cell.experiment == target:
+        return cell.name
+    ref_exp = study.experiments[target]
+    deliberate = (_set_data_keys(exp) - _set_data_keys(ref_exp)) & set(DataConfig.TRAIN_DRAW_KEYS)
+    candidates = list({c.name: c for c in cells if c.experiment == target}.values())
+    diffs = {c.name: _differences(cell, c, sorted(ref_exp.sweep), deliberate) for c in candidates}
+    matches = [name for name, d in diffs.items() if not d]
+    if len(matches) == 1:
+        return matches[0]
+    of = f"experiments.{cell.experiment}.compare_to = {target!r}" if exp.compare_to else f"the baseline {target!r}"
+    if matches:
+        raise ConfigError(f"{where}: cell {cell.name}: {len(matches)} cells of {of} match it ({', '.join(matches)}): "
+                          "sweep the keys that tell them apart here too, or compare with an experiment of one cell")
+
+    def shown(key, ref):
+        return f"{key} {resolved_value(cell, key)!r} vs {resolved_value(ref, key)!r}"
+    listed = "; ".join(f"{c.name}: {', '.join(shown(k, c) for k in diffs[c.name][:3])}" for c in candidates[:4])
+    more = f"; and {len(candidates) - 4} more" if len(candidates) > 4 else ""
+    raise ConfigError(f"{where}: cell {cell.name}: no cell of {of} has the same data and sweep values (candidates: "
+                      f"{listed}{more}); make them match, or compare with another experiment")
 
 
 def plan(config: dict, source: str = "config") -> Plan:
     study = validate(StudyConfig, config, source)
+    check_results_folder(study, source)
     check_references(study, source)
     cells = expand_grid(study, source)
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
+    warn_few_steps(cells, source)
     preps, prep_of = {}, {}
     for c in cells:
         key = prep_key(c, study.data)
@@ -97,8 +135,8 @@ def plan(config: dict, source: str = "config") -> Plan:
             prep.key = key
         preps.setdefault(key, prep)
         prep_of[c.name] = key
-    reference = {c.name: reference_cell(c, cells, study.experiments[c.experiment].compare_to or study.baseline)
-                 for c in cells}
+    unique = list({c.name: c for c in cells}.values())
+    reference = {c.name: reference_cell(c, unique, study, source) for c in unique}
     first = {}
     for c in cells:
         first.setdefault(c.experiment, c.name)

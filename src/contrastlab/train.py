@@ -34,11 +34,11 @@ from .devices import pick_device
 from .failures import OOM
 from .families import build_objective
 from .io import atomic_path, write_json
-from .metrics import classification_metrics, collapse
+from .metrics import classification_metrics, collapse, near_chance
 from .model import MODEL_PREFIX, build_classifier, count_trainable, trainable_state_dict
 from .optim import build_optimizer
 from .precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype
-from .prepared import load_prepared
+from .prepared import load_prepared, split_fingerprint
 from .provenance import run_record
 from .validate import ModelInfo, check_cell
 
@@ -274,6 +274,8 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
         log.info("testing the weights of step %d (best validation accuracy %.4f)", best["step"], best["val_accuracy"])
     probs = trainer.predict("test", runtime.eval_batch_size)
     metrics = _metrics(cfg, trainer, data, probs, loop, device, runtime, effective)
+    metrics |= {"test_examples": split_fingerprint(prepared_dir),  # the aggregate pairs only equal ones
+                **near_chance(metrics["val_accuracy"], data.splits["val"].labels)}
     _write_outputs(out, cfg, trainer, loop, data, probs, metrics)
     ckpt.unlink(missing_ok=True)
     return metrics

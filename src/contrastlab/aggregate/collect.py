@@ -128,4 +128,21 @@ def collect(runs: list[dict], baseline: str, order: list[str] | None = None, met
     for info in cells.values():
         if info.reference not in cells:
             raise ValueError(f"cell {info.name!r} is compared with {info.reference!r}, which has no results")
-    return Study(pd.DataFrame.from_records(records), cells, baseline, files, meta or {})
+    runs_df = pd.DataFrame.from_records(records)
+    check_same_test_examples(runs_df, cells)
+    return Study(runs_df, cells, baseline, files, meta or {})
+
+
+def check_same_test_examples(runs: pd.DataFrame, cells: dict[str, CellInfo]) -> None:
+    """Predictions are paired by source row: a cell and its reference must have been tested on the
+    same examples (equal `test_examples` hashes, contrastlab.prepared.split_fingerprint), else the
+    rows of one data file would be compared with the unrelated rows of another."""
+    if "test_examples" not in runs:
+        return
+    hashes = runs.dropna(subset=["test_examples"]).groupby("cell")["test_examples"].agg(lambda h: sorted(set(h)))
+    for info in cells.values():
+        own, ref = hashes.get(info.name), hashes.get(info.reference)
+        if own is not None and ref is not None and own != ref:
+            raise ValueError(f"cell {info.name!r} and its reference {info.reference!r} were tested on different "
+                             f"examples (test split {', '.join(own)} vs {', '.join(ref)}): their predictions cannot "
+                             "be paired by row; compare cells prepared from the same data")

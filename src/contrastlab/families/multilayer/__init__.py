@@ -29,3 +29,6 @@ class Params(ContrastParams):
 
     def contrast_layers(self) -> list[int]:
         return list(self.layers)
+
+    def unread(self) -> dict[str, str]:
+        return super().unread() | ({"k": "loss.level: sentence takes no tokens"} if self.level == "sentence" else {})

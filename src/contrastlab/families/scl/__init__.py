@@ -27,5 +27,8 @@ class Params(ContrastParams):
     def contrast_layers(self) -> list[int]:
         return [-1, self.layer] if self.views == "multi" else [-1]
 
+    def unread(self) -> dict[str, str]:
+        return super().unread() | ({"layer": "loss.views: one reads no intermediate layer"} if self.views == "one" else {})
+
     def named_layers(self) -> list[int]:
         return [-1, self.layer] if self.views == "multi" or "layer" in self.model_fields_set else [-1]
