@@ -25,6 +25,7 @@ Values are typed strictly: a quoted "0.3" is text, not a number, and "false" is 
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -74,7 +75,14 @@ class DataConfig(Section):
                             "the embedded corpus always drops its repeats")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved out for validation when the source has none")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test when the source has no test split")
-    split_seed: int = Field(42, description="seed of the stratified splits, caps and label noise")
+    split_seed: int = Field(42, description="seed of the stratified test and validation splits and of max_eval: the "
+                                            "same test examples for every draw and run, so comparisons stay paired")
+    draw_seed: Literal["fixed", "run"] | int = Field(
+        "fixed", description="seed of the train draw: the few_shot_n sample, the max_train subsample and the "
+                             "label_noise flips. fixed: split_seed, one draw for every run; run: the run's seed, so "
+                             "each seed trains on its own draw and the spread over seeds includes train-sample "
+                             "variance (Dodge et al. 2020); an integer: that draw (sweep data.draw_seed for several). "
+                             "The run's seed still sets initialisation and data order; test and val never change")
     max_train: int | None = Field(None, ge=2, description="stratified cap on the train split")
     few_shot_n: int | None = Field(None, ge=1, description="train examples per class (sweepable as data.few_shot_n)")
     max_eval: int | None = Field(None, ge=2, description="stratified cap on the val and test splits")
@@ -89,7 +97,35 @@ class DataConfig(Section):
             raise ValueError("source 'files' needs data.files with at least {train: path}")
         if self.labels is not None and len({str(v) for v in self.labels}) < len(self.labels):
             raise ValueError(f"data.labels repeats a label: {self.labels}")
+        named = [k for k in self.files or {} if [SPLIT_ALIASES[o] for o in self.files].count(SPLIT_ALIASES[k]) > 1]
+        if named:
+            raise ValueError(f"data.files names the {SPLIT_ALIASES[named[0]]} split twice ({', '.join(named)}); "
+                             "keep one file per split")
+        classes = len(self.labels) if self.labels else 2  # at least 2; prepare checks the real count
+        if self.few_shot_n and self.max_train and self.max_train < self.few_shot_n * classes:
+            raise ValueError(few_shot_cut(self.max_train, self.few_shot_n, classes))
+        if self.labels and self.label_noise >= (len(self.labels) - 1) / len(self.labels):
+            raise ValueError(noise_too_high(self.label_noise, len(self.labels)))
         return self
+
+    @field_validator("files")
+    @classmethod
+    def _expand_home(cls, files):
+        return {k: os.path.expanduser(v) for k, v in files.items()} if files else files
+
+
+def few_shot_cut(max_train: int, few_shot_n: int, n_classes: int) -> str:
+    return (f"data.max_train = {max_train} would cut the few-shot train set (few_shot_n = {few_shot_n} per class x "
+            f"{n_classes} classes = {few_shot_n * n_classes} rows) without a word; raise max_train or leave it out "
+            "(few_shot_n sets the train size)")
+
+
+def noise_too_high(share: float, n_classes: int) -> str:
+    """Symmetric label noise under which a row's true label is no more frequent than each wrong one:
+    1 - share <= share / (C - 1), i.e. share >= (C - 1) / C."""
+    return (f"data.label_noise = {share:g} with {n_classes} classes leaves a row's true label ({1 - share:.0%}) no "
+            f"more likely than each wrong one ({share / (n_classes - 1):.0%}): the train labels would carry no signal "
+            f"or an inverted one; use less than {(n_classes - 1) / n_classes:.3g}")
 
 
 # ---- model -----------------------------------------------------------------------------------
