@@ -330,13 +330,15 @@ def key_path(loc) -> str:
     """('experiments', 'scl', 'loss', 'tau') -> 'experiments.scl.loss.tau'; list items as [i]."""
     out = ""
     for part in loc:
-        if part == "[key]":  # pydantic's marker for a mapping's key (rather than its value)
+        if part in ("[key]", "str", "int"):  # pydantic's markers: a mapping's key, a member of a union
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _hint(value) -> str:
+def _hint(value, kind: str = "") -> str:
+    if isinstance(value, bool) and kind == "string_type":
+        return " (YAML reads unquoted yes, no, on, off, true and false as booleans: quote a name, e.g. 'no')"
     if isinstance(value, str):
         low = value.strip().lower()
         try:
@@ -384,8 +386,10 @@ def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
         return f"{path}: unknown key{guess} (known: {', '.join(known)})" if known else f"{path}: unknown key"
     if kind == "missing":
         return f"{path}: required, and missing"
+    if kind == "string_type" and loc[-1:] == ("[key]",):  # a mapping key that is not text
+        return f"{key_path(loc[:-2])}: the key {value!r} must be text{_hint(value, kind)}"
     if kind in TYPE_WORDS:
-        return f"{path} = {value!r}: must be {TYPE_WORDS[kind]}{_hint(value)}"
+        return f"{path} = {value!r}: must be {TYPE_WORDS[kind]}{_hint(value, kind)}"
     if kind == "literal_error":
         allowed = err.get("ctx", {}).get("expected", "")
         if "[key]" in loc:
