@@ -177,14 +177,20 @@ def _check_delimited(path: Path, text: str, sep: str) -> None:
             if header is None:
                 header = row
                 _check_header(path, header)
-            elif sep == "\t" and reader.line_num > start and any("\t" in f for f in row):
-                raise csv.Error("a quoted field holds tabs and line breaks")
+            elif sep == "\t" and reader.line_num > start and any(_holds_rows(f, len(header)) for f in row):
+                raise csv.Error("a quoted field holds lines that look like rows")
             start = reader.line_num + 1
     except csv.Error as e:
         lines = f"line {start}" if reader.line_num <= start else f"lines {start}-{reader.line_num}"
         raise DataError(f"{path}, {lines}: a quote (\") opens a field that does not close where the field ends "
                         f"({e}), so the rows would merge or lose their quotes; write a quote inside a field as \"\" "
                         "and quote the whole field, or remove the stray quote") from None
+
+
+def _holds_rows(field: str, n_columns: int) -> bool:
+    """A TSV field whose lines would be rows: two or more of them with a tab per column boundary
+    (a quote closed just before a tab ends a swallowed run of rows without a csv error)."""
+    return sum(line.count("\t") == n_columns - 1 for line in field.split("\n")) >= 2
 
 
 def _check_header(path: Path, header: list[str]) -> None:
