@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import json  # noqa: E402
+import re  # noqa: E402
 import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -231,6 +232,19 @@ def test_label_noise_that_inverts_the_labels_is_refused_at_config_check_when_the
 def test_label_noise_that_inverts_binary_labels_stops_prepare_when_undeclared(tmp_path):
     cfg = files_cfg({"train": write(frame(20), tmp_path / "d.csv")}, label_noise=0.5)
     assert "d.csv: data.label_noise = 0.5 with 2 classes" in _error(cfg)
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"source": "embedded", "label_noise": 0.6}, "cell baseline: data.label_noise = 0.6 with 2 classes"),
+    ({"few_shot_n": 20, "max_train": 50}, "cell baseline: data.max_train = 50 would cut the few-shot train set "
+                                          "(few_shot_n = 20 per class x 3 classes = 60 rows)")])
+def test_limits_that_need_the_class_count_stop_the_config_check_when_labels_are_undeclared(tmp_path, data, expected):
+    from contrastlab.study import plan
+    files = {"source": "files", "files": {"train": write(frame(40, classes=("a", "b", "c")), tmp_path / "d.csv")},
+             "text_column": "review", "label_column": "sentiment"}
+    study = {"data": {**files, **data}, "model": {"max_len": 32}, "experiments": {"baseline": {}}}
+    with pytest.raises(ConfigError, match=re.escape(f"s.yaml: {expected}")):
+        plan(study, "s.yaml")
 
 
 def test_a_class_count_message_counts_the_rows_before_the_test_split_took_one(tmp_path):

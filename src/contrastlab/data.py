@@ -235,12 +235,22 @@ def train_draw_seed(cfg: DataConfig) -> int:
     return cfg.split_seed if cfg.draw_seed == "fixed" else cfg.draw_seed
 
 
-def _check_draw(cfg: DataConfig, train: Table, n_classes: int) -> None:
-    """What the config check could not know without the class count (data.labels undeclared)."""
+def draw_problem(cfg: DataConfig, n_classes: int) -> str | None:
+    """What makes the train draw lie, once the class count is known (the config check knows it only
+    from data.labels): a max_train that cuts the few-shot set, or noise that inverts the labels."""
     if cfg.few_shot_n and cfg.max_train and cfg.max_train < cfg.few_shot_n * n_classes:
-        raise DataError(f"{train.origin}: {few_shot_cut(cfg.max_train, cfg.few_shot_n, n_classes)}")
+        return few_shot_cut(cfg.max_train, cfg.few_shot_n, n_classes)
     if cfg.label_noise >= (n_classes - 1) / n_classes:
-        raise DataError(f"{train.origin}: {noise_too_high(cfg.label_noise, n_classes)}")
+        return noise_too_high(cfg.label_noise, n_classes)
+    return None
+
+
+def class_names(cfg: DataConfig) -> list[str]:
+    """The label names of a source, its rows checked (for the DAG build's checks that need them)."""
+    tables, declared = read_tables(cfg)
+    for table in tables.values():
+        _check(table, declared)
+    return _label_names(tables, declared)
 
 
 def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
@@ -261,7 +271,9 @@ def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], di
                             "(data.duplicates: drop)")
     train, seed, draw = tables["train"], cfg.split_seed, train_draw_seed(cfg)
     _check_classes(frames["train"], train, names, "the train data")
-    _check_draw(cfg, train, len(names))
+    problem = draw_problem(cfg, len(names))
+    if problem:
+        raise DataError(f"{train.origin}: {problem}")
     before = frames["train"]["label"].value_counts()
     # test, val and max_eval follow split_seed; the train draw (few-shot, max_train, noise) follows
     # draw_seed, so that every draw is tested on the same examples.

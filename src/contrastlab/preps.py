@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .config import DataConfig
+from .config import ConfigError, DataConfig
 from .grid import Cell
 from .layout import prepared_key
 
@@ -64,7 +64,8 @@ def _label(cell: Cell, data: dict, study_data: dict) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "-", f"{_slug(m.name)}-len{m.max_len}{differs}")
 
 
-def plan_preps(cells: list[Cell], study_data: DataConfig) -> tuple[dict[str, Prep], dict[tuple[str, int], str]]:
+def plan_preps(cells: list[Cell], study_data: DataConfig, where: str = "config"
+               ) -> tuple[dict[str, Prep], dict[tuple[str, int], str]]:
     """({key: Prep}, {(cell name, seed): key}): one Prep per distinct prepared dataset."""
     base = resolved_data(study_data, 0)
     preps, prep_of, warned = {}, {}, set()
@@ -79,4 +80,27 @@ def plan_preps(cells: list[Cell], study_data: DataConfig) -> tuple[dict[str, Pre
         key = prepared_key(_label(c, resolved, base), identity)
         preps.setdefault(key, Prep(key, resolved, c.config.model.name, c.config.model.max_len))
         prep_of[(c.name, c.seed)] = key
+    check_class_limits(cells, where)
     return preps, prep_of
+
+
+def check_class_limits(cells: list[Cell], where: str) -> None:
+    """The train-draw limits that depend on the number of classes (max_train >= few_shot_n x C,
+    label_noise < (C - 1) / C), at DAG build when the config alone cannot tell: without data.labels
+    the source's labels are read, only for a cell that sets such a limit. A hub dataset is checked by
+    its prepare job (it may be downloadable only there)."""
+    checked = set()
+    for c in cells:
+        data = c.config.data
+        limited = data.label_noise >= 0.5 or (data.few_shot_n and data.max_train)
+        text = data.model_dump_json(exclude={"draw_seed"})
+        if data.labels or data.source == "hub" or not limited or text in checked:
+            continue
+        checked.add(text)
+        from .data import DataError, class_names, draw_problem  # pandas: only for such a cell
+        try:
+            problem = draw_problem(data, len(class_names(data)))
+        except DataError:
+            continue  # the data itself is unreadable: the prepare job says where, with the row
+        if problem:
+            raise ConfigError(f"{where}: cell {c.name}: {problem}")

@@ -63,7 +63,7 @@ def plan(config: dict, source: str = "config") -> Plan:
     cells = expand_grid(study, source)
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
-    preps, prep_of = plan_preps(cells, study.data)
+    preps, prep_of = plan_preps(cells, study.data, source)
     reference = {c.name: reference_cell(c, cells, study.experiments[c.experiment].compare_to or study.baseline)
                  for c in cells}
     first = {}
