@@ -16,6 +16,7 @@ from data_helpers import files_cfg, frame, write  # noqa: E402
 
 from contrastlab.config import ConfigError, DataConfig, StudyConfig, validate  # noqa: E402
 from contrastlab.data import DataError, load_splits  # noqa: E402
+from contrastlab.preps import draw_problem  # noqa: E402
 
 
 def _error(cfg) -> str:
@@ -200,11 +201,17 @@ def test_a_column_name_with_a_stray_space_is_visible_in_the_message(tmp_path):
 
 # ---- class 3: splits and caps ------------------------------------------------------------------
 
+def _plan_error(**data) -> str:
+    from contrastlab.study import plan
+    with pytest.raises(ConfigError) as err:
+        plan({"data": data, "model": {"max_len": 32}, "experiments": {"baseline": {}}}, "s.yaml")
+    return str(err.value)
+
+
 def test_max_train_below_the_few_shot_set_is_a_config_error_with_the_numbers():
-    with pytest.raises(ValueError, match=r"data.max_train = 30 would cut the few-shot train set \(few_shot_n = 20 "
-                                         r"per class x 2 classes = 40 rows\)"):
-        DataConfig(few_shot_n=20, max_train=30)
-    DataConfig(few_shot_n=20, max_train=40)  # a cap that cuts nothing is fine
+    assert _plan_error(labels=["neg", "pos"], few_shot_n=20, max_train=30).startswith(
+        "s.yaml: cell baseline: data.max_train = 30 would cut the few-shot train set (few_shot_n = 20 per class x 2 "
+        "classes = 40 rows)")
 
 
 def test_max_train_below_the_few_shot_set_of_three_classes_stops_prepare(tmp_path):
@@ -222,11 +229,10 @@ def test_a_noise_rate_that_flips_no_label_stops_with_the_train_size(tmp_path):
 
 
 def test_label_noise_that_inverts_the_labels_is_refused_at_config_check_when_the_classes_are_declared():
-    with pytest.raises(ConfigError, match=r"data.label_noise = 0.6 with 2 classes leaves a row's true label \(40%\) "
-                                          r"no more likely than each wrong one \(60%\).*less than 0.5"):
-        validate(StudyConfig, {"data": {"labels": ["neg", "pos"], "label_noise": 0.6},
-                               "experiments": {"baseline": {}}}, "s.yaml")
-    DataConfig(labels=["a", "b", "c"], label_noise=0.6)  # 3 classes: 40% true, 30% each wrong one
+    msg = _plan_error(labels=["neg", "pos"], label_noise=0.6)
+    assert msg.startswith("s.yaml: cell baseline: data.label_noise = 0.6 with 2 classes leaves a row's true label "
+                          "(40%) no more likely than each wrong one (60%)") and "less than 0.5" in msg, msg
+    assert draw_problem(DataConfig(labels=["a", "b", "c"], label_noise=0.6), 3) is None  # 40% true, 30% each wrong
 
 
 def test_label_noise_that_inverts_binary_labels_stops_prepare_when_undeclared(tmp_path):

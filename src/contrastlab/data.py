@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from .config import SPLITS, DataConfig, few_shot_cut, noise_too_high
+from .config import SPLITS, DataConfig
 from .io import write_json
 from .layout import PREPARED_FILES
+from .preps import draw_problem
 from .sources import DataError, Table, read_tables
 
 log = logging.getLogger("contrastlab.data")
@@ -233,16 +234,6 @@ def train_draw_seed(cfg: DataConfig) -> int:
     if cfg.draw_seed == "run":
         raise ValueError("data.draw_seed = 'run' must be resolved to the run's seed first (contrastlab.preps)")
     return cfg.split_seed if cfg.draw_seed == "fixed" else cfg.draw_seed
-
-
-def draw_problem(cfg: DataConfig, n_classes: int) -> str | None:
-    """What makes the train draw lie, once the class count is known (the config check knows it only
-    from data.labels): a max_train that cuts the few-shot set, or noise that inverts the labels."""
-    if cfg.few_shot_n and cfg.max_train and cfg.max_train < cfg.few_shot_n * n_classes:
-        return few_shot_cut(cfg.max_train, cfg.few_shot_n, n_classes)
-    if cfg.label_noise >= (n_classes - 1) / n_classes:
-        return noise_too_high(cfg.label_noise, n_classes)
-    return None
 
 
 def class_names(cfg: DataConfig) -> list[str]:

@@ -19,10 +19,13 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import ConfigError, DataConfig
-from .grid import Cell
 from .layout import prepared_key
+
+if TYPE_CHECKING:  # the prepare job imports this module: it needs no grid, families or torch
+    from .grid import Cell
 
 log = logging.getLogger("contrastlab.preps")
 
@@ -84,23 +87,44 @@ def plan_preps(cells: list[Cell], study_data: DataConfig, where: str = "config"
     return preps, prep_of
 
 
+def draw_problem(cfg: DataConfig, n_classes: int) -> str | None:
+    """What makes a train draw lie, given the class count: a max_train that cuts the few-shot set,
+    or symmetric noise under which a row's true label is no more frequent than each wrong one
+    (1 - share <= share / (C - 1), i.e. share >= (C - 1) / C)."""
+    if cfg.few_shot_n and cfg.max_train and cfg.max_train < cfg.few_shot_n * n_classes:
+        return (f"data.max_train = {cfg.max_train} would cut the few-shot train set (few_shot_n = {cfg.few_shot_n} "
+                f"per class x {n_classes} classes = {cfg.few_shot_n * n_classes} rows) without a word; raise max_train "
+                "or leave it out (few_shot_n sets the train size)")
+    share = cfg.label_noise
+    if share >= (n_classes - 1) / n_classes:
+        return (f"data.label_noise = {share:g} with {n_classes} classes leaves a row's true label ({1 - share:.0%}) "
+                f"no more likely than each wrong one ({share / (n_classes - 1):.0%}): the train labels would carry "
+                f"no signal or an inverted one; use less than {(n_classes - 1) / n_classes:.3g}")
+    return None
+
+
 def check_class_limits(cells: list[Cell], where: str) -> None:
-    """The train-draw limits that depend on the number of classes (max_train >= few_shot_n x C,
-    label_noise < (C - 1) / C), at DAG build when the config alone cannot tell: without data.labels
-    the source's labels are read, only for a cell that sets such a limit. A hub dataset is checked by
-    its prepare job (it may be downloadable only there)."""
+    """draw_problem at DAG build, for every cell that sets such a limit: the class count is that of
+    data.labels, else the source's labels are read (pandas: only for such a cell). A hub dataset is
+    checked by its prepare job (it may be downloadable only there), as is a file that cannot be read
+    (the job names its row)."""
     checked = set()
     for c in cells:
         data = c.config.data
-        limited = data.label_noise >= 0.5 or (data.few_shot_n and data.max_train)
         text = data.model_dump_json(exclude={"draw_seed"})
-        if data.labels or data.source == "hub" or not limited or text in checked:
+        if not (data.label_noise >= 0.5 or (data.few_shot_n and data.max_train)) or text in checked:
             continue
         checked.add(text)
-        from .data import DataError, class_names, draw_problem  # pandas: only for such a cell
-        try:
-            problem = draw_problem(data, len(class_names(data)))
-        except DataError:
-            continue  # the data itself is unreadable: the prepare job says where, with the row
+        if data.labels:
+            n_classes = len(data.labels)
+        elif data.source == "hub":
+            continue
+        else:
+            from .data import DataError, class_names
+            try:
+                n_classes = len(class_names(data))
+            except DataError:
+                continue
+        problem = draw_problem(data, n_classes)
         if problem:
             raise ConfigError(f"{where}: cell {c.name}: {problem}")
