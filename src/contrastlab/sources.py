@@ -78,7 +78,6 @@ def _open_bytes(path: Path) -> bytes:
     import bz2
     import gzip
     import lzma
-    import zipfile
     if suffix == ".zip":
         return _zip_member(path)[1]
     opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix)
