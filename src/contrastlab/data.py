@@ -5,7 +5,10 @@ The sources (`data.source`) are read by contrastlab.sources.
 A source's own train/val/test splits are kept; whatever is missing is carved out with a seeded,
 stratified split: test = ``test_fraction`` of the data, then val = ``val_fraction`` of what is
 left for train. Caps (``few_shot_n``, then ``max_train``; ``max_eval``) subsample the same way,
-and ``label_noise`` then flips a seeded share of the train labels.
+and ``label_noise`` then flips a seeded share of the train labels. The splits and ``max_eval``
+follow ``split_seed``; the train draw (few-shot, max_train, noise) follows ``draw_seed``
+(contrastlab.preps), so every draw is tested on the same examples. Label names are kept as
+written (contrastlab.data._name).
 
 Input problems raise `DataError` naming the file (or hub split), the column and the row
 (numbered as contrastlab.sources says). What is wrong but usable is kept with a warning that
@@ -29,7 +32,7 @@ from sklearn.model_selection import train_test_split
 from .config import SPLITS, DataConfig
 from .io import write_json
 from .layout import PREPARED_FILES
-from .preps import draw_problem
+from .preps import draw_problem, draw_seed_of
 from .sources import DataError, Table, read_tables
 
 log = logging.getLogger("contrastlab.data")
@@ -228,14 +231,6 @@ def _check_classes(df: pd.DataFrame, table: Table, names, what: str) -> None:
         raise DataError(f"{table.where()}: no row of {what} has label {', '.join(map(repr, absent))}")
 
 
-def train_draw_seed(cfg: DataConfig) -> int:
-    """The seed of the train draw: data.draw_seed, with fixed meaning split_seed. "run" is resolved
-    to the run's seed when the study is planned (contrastlab.preps), before any prepare job."""
-    if cfg.draw_seed == "run":
-        raise ValueError("data.draw_seed = 'run' must be resolved to the run's seed first (contrastlab.preps)")
-    return cfg.split_seed if cfg.draw_seed == "fixed" else cfg.draw_seed
-
-
 def class_names(cfg: DataConfig) -> list[str]:
     """The label names of a source, its rows checked (for the DAG build's checks that need them)."""
     tables, declared = read_tables(cfg)
@@ -260,7 +255,7 @@ def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], di
             raise DataError(f"{table.origin}: no rows left after dropping repeated texts: every one of its "
                             f"{len(table.frame)} rows has a text that also appears with another label "
                             "(data.duplicates: drop)")
-    train, seed, draw = tables["train"], cfg.split_seed, train_draw_seed(cfg)
+    train, seed, draw = tables["train"], cfg.split_seed, draw_seed_of(cfg)
     _check_classes(frames["train"], train, names, "the train data")
     problem = draw_problem(cfg, len(names))
     if problem:

@@ -3,7 +3,7 @@ named by everything that determines its content.
 
 A cell x seed's prepared data is fixed by the cell's data section, its tokenizer (model.name),
 model.max_len and the seed of its train draw (`data.draw_seed`: fixed = split_seed, run = the
-run's seed, or an integer; contrastlab.data.train_draw_seed). `plan_preps` resolves the draw of
+run's seed, or an integer; draw_seed_of). `plan_preps` resolves the draw of
 every cell x seed and names each distinct dataset by a readable part (`<model>-len<max_len>`, the
 data keys in which it differs from the study's data section) and a hash of all of it
 (layout.prepared_key). So two studies given one results folder never overwrite each other's
@@ -45,13 +45,18 @@ def draws_from_train(data: DataConfig) -> bool:
     return data.few_shot_n is not None or data.max_train is not None or data.label_noise > 0
 
 
+def draw_seed_of(data: DataConfig, run_seed: int | None = None) -> int:
+    """The seed of the train draw: data.draw_seed, fixed meaning split_seed and run the run's seed
+    (resolved when the study is planned: a prepare job gets an integer)."""
+    if data.draw_seed == "run" and run_seed is None:
+        raise ValueError("data.draw_seed = 'run' needs the run's seed (contrastlab.preps.resolved_data)")
+    return {"fixed": data.split_seed, "run": run_seed}.get(data.draw_seed, data.draw_seed)
+
+
 def resolved_data(data: DataConfig, seed: int) -> dict:
-    """The data section of a cell x seed as its prepare job gets it: draw_seed an integer."""
-    if not draws_from_train(data):
-        draw = data.split_seed
-    else:
-        draw = {"fixed": data.split_seed, "run": seed}.get(data.draw_seed, data.draw_seed)
-    return {**data.model_dump(), "draw_seed": draw}
+    """The data section of a cell x seed as its prepare job gets it: draw_seed an integer (split_seed
+    where nothing is drawn, so that every seed shares one prepare)."""
+    return {**data.model_dump(), "draw_seed": draw_seed_of(data, seed) if draws_from_train(data) else data.split_seed}
 
 
 def _slug(name: str) -> str:
