@@ -32,10 +32,11 @@ def test_rerun_trains_one_cell_outside_snakemake_into_its_usual_files(tiny_deber
     from contrastlab.config import DataConfig
     from contrastlab.data import prepare
     from contrastlab.model import load_tokenizer
+    from contrastlab.study import plan
 
-    cfg = yaml.safe_load(config.read_text())
-    prepare(DataConfig.model_validate(cfg["data"]), load_tokenizer(str(tiny_deberta_dir)), 32,
-            tmp_path / "results/prepared" / f"{tiny_deberta_dir.name.replace('_', '-')}-len32")
+    prep = next(iter(plan(yaml.safe_load(config.read_text())).preps.values()))  # where the rerun looks
+    prepare(DataConfig.model_validate(prep.data), load_tokenizer(prep.tokenizer), prep.max_len,
+            tmp_path / layout.prepared_dir("results", prep.key))
     assert main(["rerun", str(config), "baseline"]) == 0
     metrics = tmp_path / layout.stage_files("results", "train", "baseline", 1)["metrics"]
     assert json.loads(metrics.read_text())["steps"] == 5

@@ -209,7 +209,7 @@ def test_few_shot_n_takes_n_per_class_with_seed(tmp_path):
 
 def test_few_shot_n_larger_than_a_class_is_an_error(tmp_path):
     cfg = files_cfg({"train": write(frame(10), tmp_path / "d.csv")}, few_shot_n=9)
-    with pytest.raises(DataError, match=r"few_shot_n=9 but class '(neg|pos)' has only [78]"):
+    with pytest.raises(DataError, match=r"few_shot_n=9 but class '(neg|pos)' has 10 rows, of which the test and validation splits took [23]: [78] left"):
         load_splits(cfg)
 
 

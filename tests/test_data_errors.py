@@ -63,7 +63,7 @@ def test_bad_input_error_names_file_column_and_row(tmp_path, case):
 
 def test_missing_column_error_lists_the_columns_present(tmp_path):
     path = write(frame(10).rename(columns={"review": "body"}), tmp_path / "cols.tsv")
-    with pytest.raises(DataError, match=r"cols\.tsv: no column 'review' \(columns: body, sentiment\); name the file's column in data.text_column"):
+    with pytest.raises(DataError, match=r"cols\.tsv: no column 'review' \(columns: 'body', 'sentiment'\); name the file's column in data.text_column"):
         load_splits(files_cfg({"train": path}))
 
 

@@ -8,8 +8,8 @@ or write the config reference.
                                           one cell's stage outside Snakemake, into its usual files
     contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
 
-A YAML syntax error or an empty file is reported with the file and line (Snakemake's own loader
-of --configfile does not say which file or line; `contrastlab check` does).
+A YAML syntax error, a key written twice or an empty file is reported with the file and line
+(contrastlab.configfile; Snakemake's own loader of --configfile keeps the last of two keys).
 """
 from __future__ import annotations
 
@@ -18,32 +18,10 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from .config import ConfigError
+from .configfile import read_config
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def read_config(path: str | Path) -> dict:
-    """A config file as a mapping; ConfigError naming the file and line of a YAML error."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {e.problem or e.context}") from None
-    if data is None:
-        raise ConfigError(f"{path}: the file is empty (a config needs at least data: and experiments:)")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, experiments:, ...), "
-                          f"not a {type(data).__name__}")
-    return data
 
 
 def _plan(path):
@@ -66,14 +44,15 @@ def cmd_cells(args) -> int:
     for name in p.cell_names():
         c = next(c for c in p.cells if c.name == name)
         rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": p.study.seeds,
-                     "compared_with": p.reference[name], "prepared": p.prep_of[name], "sweep": c.sweep,
+                     "compared_with": p.reference[name], "sweep": c.sweep,
+                     "prepared": list(dict.fromkeys(p.prep_of[(name, x.seed)] for x in p.cells if x.name == name)),
                      "config": c.config.model_dump()})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
         loss = ", ".join(f"{k}={v}" for k, v in r["config"]["loss"].items())
-        print(f"{r['cell']}  [{r['family']}; vs {r['compared_with']}; data {r['prepared']}]  {loss}")
+        print(f"{r['cell']}  [{r['family']}; vs {r['compared_with']}; data {', '.join(r['prepared'])}]  {loss}")
     return 0
 
 
@@ -99,7 +78,7 @@ def cmd_rerun(args) -> int:
     if cell is None:
         raise ConfigError(f"{args.config}: no cell {args.cell!r} with seed {seed} (contrastlab cells lists them)")
     R, runtime = p.study.results, RuntimeConfig.model_validate(p.study.runtime.model_dump())
-    prepared = layout.prepared_dir(R, p.prep_of[cell.name])
+    prepared = layout.prepared_dir(R, p.prep_of[(cell.name, seed)])
     torch.set_num_threads(runtime.threads)
     from .train import fingerprint_of
 

@@ -75,7 +75,14 @@ class DataConfig(Section):
                             "the embedded corpus always drops its repeats")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved out for validation when the source has none")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test when the source has no test split")
-    split_seed: int = Field(42, ge=0, lt=2**32, description="seed of the stratified splits, caps and label noise")
+    split_seed: int = Field(42, ge=0, lt=2**32, description="seed of the stratified test and validation splits and of max_eval: the "
+                                            "same test examples for every draw and run, so comparisons stay paired")
+    draw_seed: Literal["fixed", "run"] | int = Field(
+        "fixed", description="seed of the train draw: the few_shot_n sample, the max_train subsample and the "
+                             "label_noise flips. fixed: split_seed, one draw for every run; run: the run's seed, so "
+                             "each seed trains on its own draw and the spread over seeds includes train-sample "
+                             "variance (Dodge et al. 2020); an integer: that draw (sweep data.draw_seed for several). "
+                             "The run's seed still sets initialisation and data order; test and val never change")
     max_train: int | None = Field(None, ge=2, description="stratified cap on the train split")
     few_shot_n: int | None = Field(None, ge=1, description="train examples per class (sweepable as data.few_shot_n)")
     max_eval: int | None = Field(None, ge=2, description="stratified cap on the val and test splits")
@@ -94,7 +101,16 @@ class DataConfig(Section):
             raise ValueError("source 'files' needs data.files with at least {train: path}")
         if self.labels is not None and len({str(v) for v in self.labels}) < len(self.labels):
             raise ValueError(f"data.labels repeats a label: {self.labels}")
-        return self
+        named = [k for k in self.files or {} if [SPLIT_ALIASES[o] for o in self.files].count(SPLIT_ALIASES[k]) > 1]
+        if named:
+            raise ValueError(f"data.files names the {SPLIT_ALIASES[named[0]]} split twice ({', '.join(named)}); "
+                             "keep one file per split")
+        return self  # limits that need the class count: contrastlab.preps.draw_problem
+
+    @field_validator("files")
+    @classmethod
+    def _expand_home(cls, files):
+        return {k: os.path.expanduser(v) for k, v in files.items()} if files else files
 
 
 # ---- model -----------------------------------------------------------------------------------
@@ -335,13 +351,15 @@ def key_path(loc) -> str:
     """('experiments', 'scl', 'loss', 'tau') -> 'experiments.scl.loss.tau'; list items as [i]."""
     out = ""
     for part in loc:
-        if part == "[key]":  # pydantic's marker for a mapping's key (rather than its value)
+        if part in ("[key]", "str", "int"):  # pydantic's markers: a mapping's key, a member of a union
             continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _hint(value) -> str:
+def _hint(value, kind: str = "") -> str:
+    if isinstance(value, bool) and kind == "string_type":
+        return " (YAML reads unquoted yes, no, on, off, true and false as booleans: quote a name, e.g. 'no')"
     if isinstance(value, str):
         low = value.strip().lower()
         try:
@@ -389,8 +407,10 @@ def describe(err: dict, model: type[BaseModel], prefix: tuple = ()) -> str:
         return f"{path}: unknown key{guess} (known: {', '.join(known)})" if known else f"{path}: unknown key"
     if kind == "missing":
         return f"{path}: required, and missing"
+    if kind == "string_type" and loc[-1:] == ("[key]",):  # a mapping key that is not text
+        return f"{key_path(loc[:-2])}: the key {value!r} must be text{_hint(value, kind)}"
     if kind in TYPE_WORDS:
-        return f"{path} = {value!r}: must be {TYPE_WORDS[kind]}{_hint(value)}"
+        return f"{path} = {value!r}: must be {TYPE_WORDS[kind]}{_hint(value, kind)}"
     if kind == "literal_error":
         allowed = err.get("ctx", {}).get("expected", "")
         if "[key]" in loc:

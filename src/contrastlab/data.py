@@ -5,7 +5,10 @@ The sources (`data.source`) are read by contrastlab.sources.
 A source's own train/val/test splits are kept; whatever is missing is carved out with a seeded,
 stratified split: test = ``test_fraction`` of the data, then val = ``val_fraction`` of what is
 left for train. Caps (``few_shot_n``, then ``max_train``; ``max_eval``) subsample the same way,
-and ``label_noise`` then flips a seeded share of the train labels.
+and ``label_noise`` then flips a seeded share of the train labels. The splits and ``max_eval``
+follow ``split_seed``; the train draw (few-shot, max_train, noise) follows ``draw_seed``
+(contrastlab.preps), so every draw is tested on the same examples. Label names are kept as
+written (contrastlab.data._name).
 
 Input problems raise `DataError` naming the file (or hub split), the column and the row
 (numbered as contrastlab.sources says). What is wrong but usable is kept with a warning that
@@ -15,10 +18,11 @@ appear in two of the source's own splits (train/test overlap).
 from __future__ import annotations
 
 import logging
-import math
 import os
+import re
 import shutil
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,7 @@ from sklearn.model_selection import train_test_split
 from .config import SPLITS, DataConfig
 from .io import write_json
 from .layout import PREPARED_FILES
+from .preps import draw_problem, draw_seed_of
 from .sources import DataError, Table, read_tables
 
 log = logging.getLogger("contrastlab.data")
@@ -38,13 +43,24 @@ MISSING_LABELS = {"", "nan", "na", "n/a", "null", "none", "<na>", "-"}
 
 # ---- checks and label ids -----------------------------------------------------------------
 
-def _key(value) -> str:
-    """Label value -> name; 1, 1.0, "1" and "1.0" are the same label (a CSV's labels are text)."""
-    if isinstance(value, str) and _is_number(value):
-        value = float(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
+def _name(value) -> str:
+    """A label value -> its class name, exactly as written: text stays text ("3.10", "1_2" and an
+    18-digit id are names, not numbers; "good " is checked against "good" by _check_near_duplicates);
+    an integer is its digits, and a whole float is the integer pandas or parquet widened to float
+    (a column of ints with a missing value)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"  # as JSON writes it
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(int(value)) if isinstance(value, (int, np.integer)) else str(value)
+
+
+def _shown(value, limit: int = 80) -> str:
+    """repr of a bad value, cut to one line's worth (a whole JSON table is not a message)."""
+    r = repr(value)
+    return r if len(r) <= limit else f"{r[:limit]}... ({len(r)} characters)"
 
 
 def _check(table: Table, declared: list | None) -> None:
@@ -54,18 +70,22 @@ def _check(table: Table, declared: list | None) -> None:
         raise DataError(f"{table.origin}: no data rows" + (" (only a header)" if len(df.columns) else ""))
     for col, key in ((text_col, "text_column"), (label_col, "label_column")):
         if col not in df.columns:
-            raise DataError(f"{table.origin}: no column '{col}' (columns: {', '.join(map(str, df.columns))}); "
+            raise DataError(f"{table.origin}: no column {col!r} (columns: {', '.join(map(repr, df.columns))}); "
                             f"name the file's column in data.{key}")
     for row, text in zip(df.index, df[text_col]):
         if not isinstance(text, str) or not text.strip():
             what = ("empty text" if isinstance(text, str) else
                     "empty or missing text" if pd.api.types.is_scalar(text) and pd.isna(text)
-                    else f"not a string: {text!r}")
-            raise DataError(f"{table.origin}, column '{text_col}', row {row + 1}: {what}")
-    declared_keys = {_key(v) for v in declared or []}
+                    else f"not a string: {_shown(text)}")
+            raise DataError(f"{table.origin}, column {text_col!r}, row {row + 1}: {what}")
     labels = df[label_col]
+    for row, label in zip(df.index, labels):
+        if not pd.api.types.is_scalar(label):
+            raise DataError(f"{table.where(row)}: the label is a {type(label).__name__}, {_shown(label)}; a label "
+                            "must be one value (text or a number)")
+    declared_keys = {_name(v) for v in declared or []}
     missing = labels.isna() | labels.map(lambda v: isinstance(v, str) and v.strip().lower() in MISSING_LABELS
-                                         and _key(v) not in declared_keys)
+                                         and _name(v) not in declared_keys)
     if missing.any():
         row = df.index[missing.to_numpy().argmax()]
         shown = "" if pd.isna(labels[row]) else f" (it reads {labels[row]!r})"
@@ -75,24 +95,45 @@ def _check(table: Table, declared: list | None) -> None:
 
 def _label_names(tables: dict[str, Table], declared: list | None) -> list[str]:
     if declared is not None:
-        return [_key(v) for v in declared]
-    keys = {_key(v) for t in tables.values() for v in t.frame[t.label_column]}
-    numeric = all(_is_number(k) for k in keys)  # numeric labels sort as numbers: 2 before 10
-    return sorted(keys, key=float if numeric else None)
+        return [_name(v) for v in declared]
+    names = {_name(v) for t in tables.values() for v in t.frame[t.label_column]}
+    _check_near_duplicates(tables, names)
+    if all(NUMBER.fullmatch(n) for n in names):  # numeric names sort as numbers: 2 before 10, 3.1 before 3.10
+        return sorted(names, key=lambda n: (float(n), n))
+    return sorted(names)
 
 
-def _is_number(s: str) -> bool:
-    """A finite number: "nan", "NaN" and "inf" are text (a label "NaN" is not the number nan)."""
-    try:
-        return math.isfinite(float(s))
-    except ValueError:
-        return False
+NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _near(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
+def _check_near_duplicates(tables: dict[str, Table], names: set[str]) -> None:
+    """Two label names that differ only in case, surrounding spaces or Unicode form ("good " and
+    "good", "Positive" and "positive") would be two classes: almost always a typo, so stop (a study
+    that means them as two classes declares both in data.labels)."""
+    groups = {}
+    for n in sorted(names):
+        groups.setdefault(_near(n), []).append(n)
+    clash = next((g for g in groups.values() if len(g) > 1), None)
+    if clash is None:
+        return
+    where = []
+    for name in clash[:2]:
+        t, row = next((t, r) for t in tables.values() for r, v in zip(t.frame.index, t.frame[t.label_column])
+                      if _name(v) == name)
+        where.append(f"{name!r} ({t.origin}, row {row + 1})")
+    raise DataError(f"column {tables['train'].label_column!r}: labels {where[0]} and {where[1]} differ only in case "
+                    "or spaces, so they would be two classes; fix the file, or declare both in data.labels if they "
+                    "are distinct classes")
 
 
 def _to_ids(table: Table, names: list[str]) -> pd.DataFrame:
     """The table as columns text, label (int id), row (source row, 1-based); index = source rows."""
     ids = {name: i for i, name in enumerate(names)}
-    keys = table.frame[table.label_column].map(_key)
+    keys = table.frame[table.label_column].map(_name)
     unknown = ~keys.isin(list(ids))
     if unknown.any():
         row = table.frame.index[unknown.to_numpy().argmax()]
@@ -130,29 +171,39 @@ def _overlap(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
 
 # ---- splitting ----------------------------------------------------------------------------
 
-def _stratified(df: pd.DataFrame, size, seed: int, table: Table, names, what: str):
-    """(rest, part) with `size` (fraction or count) of `df` in `part`, class ratios kept."""
+def _stratified(df: pd.DataFrame, size, seed: int, table: Table, names, what: str, before=None):
+    """(rest, part) with `size` (fraction or count) of `df` in `part`, class ratios kept. `before`:
+    the rows of each class before earlier splits took theirs (so that a message counts from there)."""
     counts = df["label"].value_counts()
     if counts.min() < 2:
         label = counts.idxmin()
-        row = df.index[df["label"] == label][0]
-        raise DataError(f"{table.where()}: class {names[label]!r} has only 1 example (row {row + 1}); "
-                        f"the stratified {what} needs at least 2 per class")
+        rows = df.index[df["label"] == label]
+        raise DataError(f"{table.where()}: class {names[label]!r} {_how_many(label, counts, before)} "
+                        f"(row {rows[0] + 1}); the stratified {what} needs at least 2 per class")
     try:
         return train_test_split(df, test_size=size, stratify=df["label"], random_state=seed)
     except ValueError as e:  # e.g. a part too small to hold every class once
         raise DataError(f"{table.where()}: cannot make the stratified {what}: {e}") from None
 
 
+def _how_many(label, counts, before) -> str:
+    """"has only 1 example", or "has 2 rows, of which the test and val splits took 1: 1 is left"."""
+    left, total = int(counts.get(label, 0)), int(before[label]) if before is not None else None
+    if total is None or total == left:
+        return f"has only {left} example{'s' if left != 1 else ''}"
+    return f"has {total} rows, of which the test and validation splits took {total - left}: {left} left"
+
+
 def _cap(df, n, seed, table, names, what):
     return df if n is None or len(df) <= n else _stratified(df, n, seed, table, names, what)[1]
 
 
-def _few_shot(df: pd.DataFrame, n: int, seed: int, table: Table, names) -> pd.DataFrame:
+def _few_shot(df: pd.DataFrame, n: int, seed: int, table: Table, names, before=None) -> pd.DataFrame:
     counts = df["label"].value_counts()
-    for label, count in counts[counts < n].items():
-        raise DataError(f"{table.where()}: few_shot_n={n} but class {names[label]!r} has only "
-                        f"{count} train examples")
+    for label in range(len(names)):
+        if counts.get(label, 0) < n:
+            raise DataError(f"{table.where()}: few_shot_n={n} but class {names[label]!r} "
+                            f"{_how_many(label, counts, before)} in train")
     shots = df.groupby("label", group_keys=False).sample(n=n, random_state=seed)
     return shots.sample(frac=1, random_state=seed)  # mix the classes again
 
@@ -180,6 +231,14 @@ def _check_classes(df: pd.DataFrame, table: Table, names, what: str) -> None:
         raise DataError(f"{table.where()}: no row of {what} has label {', '.join(map(repr, absent))}")
 
 
+def class_names(cfg: DataConfig) -> list[str]:
+    """The label names of a source, its rows checked (for the DAG build's checks that need them)."""
+    tables, declared = read_tables(cfg)
+    for table in tables.values():
+        _check(table, declared)
+    return _label_names(tables, declared)
+
+
 def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
     """{split: frame with text, label (0..C-1), row (source row)}, the label names, and a summary
     of what was dropped, flipped or overlaps."""
@@ -196,17 +255,23 @@ def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], di
             raise DataError(f"{table.origin}: no rows left after dropping repeated texts: every one of its "
                             f"{len(table.frame)} rows has a text that also appears with another label "
                             "(data.duplicates: drop)")
-    train, seed = tables["train"], cfg.split_seed
+    train, seed, draw = tables["train"], cfg.split_seed, draw_seed_of(cfg)
     _check_classes(frames["train"], train, names, "the train data")
+    problem = draw_problem(cfg, len(names))
+    if problem:
+        raise DataError(f"{train.origin}: {problem}")
+    before = frames["train"]["label"].value_counts()
+    # test, val and max_eval follow split_seed; the train draw (few-shot, max_train, noise) follows
+    # draw_seed, so that every draw is tested on the same examples.
     if "test" not in frames:
         frames["train"], frames["test"] = _stratified(frames["train"], cfg.test_fraction, seed,
-                                                      train, names, "test split")
+                                                      train, names, "test split", before)
     if "val" not in frames:
         frames["train"], frames["val"] = _stratified(frames["train"], cfg.val_fraction, seed,
-                                                     train, names, "validation split")
+                                                     train, names, "validation split", before)
     if cfg.few_shot_n is not None:
-        frames["train"] = _few_shot(frames["train"], cfg.few_shot_n, seed, train, names)
-    frames["train"] = _cap(frames["train"], cfg.max_train, seed, train, names, "max_train sample")
+        frames["train"] = _few_shot(frames["train"], cfg.few_shot_n, draw, train, names, before)
+    frames["train"] = _cap(frames["train"], cfg.max_train, draw, train, names, "max_train sample")
     for split in ("val", "test"):
         frames[split] = _cap(frames[split], cfg.max_eval, seed, tables.get(split, train), names,
                              "max_eval sample")
@@ -216,8 +281,14 @@ def load_splits(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], list[str], di
         log.warning("%d test texts also appear in train (the source's own splits overlap): test accuracy is "
                     "optimistic by up to that share", summary["overlap"]["train_test"])
     summary["label_noise"] = {"share": cfg.label_noise, "flipped": 0, "rows": []}
+    summary["draw_seed"] = draw
     if cfg.label_noise:
-        noisy, flipped = flip_labels(frames["train"]["label"].to_numpy(), cfg.label_noise, len(names), seed)
+        n_train = len(frames["train"])
+        if round(cfg.label_noise * n_train) == 0:
+            raise DataError(f"{train.origin}: data.label_noise = {cfg.label_noise:g} of the {n_train} train examples "
+                            f"flips round({cfg.label_noise * n_train:.2g}) = 0 labels, so the cell would be "
+                            f"noise-free; use at least {1 / n_train:.2g} (one label) or more train data")
+        noisy, flipped = flip_labels(frames["train"]["label"].to_numpy(), cfg.label_noise, len(names), draw)
         frames["train"] = frames["train"].assign(label=noisy)
         summary["label_noise"] = {"share": cfg.label_noise, "flipped": len(flipped),
                                   "rows": frames["train"]["row"].to_numpy()[flipped].tolist()}

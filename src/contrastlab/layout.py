@@ -7,6 +7,8 @@ Torch-free (the DAG build imports it).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 STAGE_FILES = {
@@ -85,6 +87,14 @@ def attempts_file(results: str, stage: str, job: str) -> str:
 
 def prepared_dir(results: str, key="{prep}") -> str:
     return f"{results}/prepared/{key}"
+
+
+def prepared_key(label: str, identity: dict) -> str:
+    """A prepared dataset's folder name (contrastlab.preps): a readable label, cut to 60 characters,
+    and a hash of `identity`, everything the dataset's content depends on, so that two different
+    datasets (of two studies given one results folder, say) never share a folder."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{label[:60]}-{digest}"
 
 
 def output_paths(results: str, outputs: list[Output]) -> dict[str, str]:

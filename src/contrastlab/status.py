@@ -54,7 +54,7 @@ def cell_status(plan, results: str, cell, stages) -> dict:
     if done:
         row["state"] = "done"
         return row
-    prep = plan.prep_of[cell.name]
+    prep = plan.prep_of[(cell.name, cell.seed)]
     for stage in stages:
         job = prep if stage == "prepare" else layout.job_key(cell.name, cell.seed)
         attempts = _attempts(Path(layout.attempts_file(results, stage, job)))

@@ -7,8 +7,6 @@ study's tables and figures. Torch-free: a paper-sized DAG builds in about a seco
 """
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 
 from .aggregate.outputs import planned_outputs
@@ -16,17 +14,8 @@ from .budget import warn_few_steps
 from .config import ConfigError, DataConfig, StudyConfig, validate
 from .grid import Cell, expand_grid
 from .layout import Output
+from .preps import Prep, plan_preps
 from .validate import check_against_model, check_data_files, check_references, check_results_folder
-
-
-@dataclass
-class Prep:
-    """One tokenised dataset: what the prepare rule's params hold (and nothing else, so that a new
-    experiment on the same data and tokenizer reuses it)."""
-    key: str
-    data: dict
-    tokenizer: str
-    max_len: int
 
 
 @dataclass
@@ -35,7 +24,7 @@ class Plan:
     source: str  # the config file(s), for messages and the report
     cells: list[Cell]  # every cell x seed, config order
     preps: dict[str, Prep]
-    prep_of: dict[str, str]  # cell name -> prep key
+    prep_of: dict[tuple[str, int], str]  # (cell name, seed) -> prep key (contrastlab.preps)
     reference: dict[str, str]  # cell name -> the cell it is compared with (itself for the baseline)
     baseline: str  # the baseline cell
     outputs: list[Output] = field(default_factory=list)
@@ -46,20 +35,6 @@ class Plan:
 
     def cell_names(self) -> list[str]:
         return list(dict.fromkeys(c.name for c in self.cells))
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(os.path.normpath(name))).strip("-")
-
-
-def prep_key(cell: Cell, study_data: DataConfig) -> str:
-    """<model>-len<max_len>, plus the data keys in which the cell differs from the study's data
-    section (a swept few_shot_n: `embedded-len64-few_shot_n20`)."""
-    m = cell.config.model
-    base, own = study_data.model_dump(), cell.config.data.model_dump()
-    differs = "".join(f"-{k}{own[k]}" for k in sorted(own) if own[k] != base[k] and not isinstance(own[k], dict))
-    key = f"{_slug(m.name)}-len{m.max_len}{differs}"
-    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", key)
 
 
 def resolved_value(cell: Cell, key: str):
@@ -126,15 +101,7 @@ def plan(config: dict, source: str = "config") -> Plan:
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
     warn_few_steps(cells, source)
-    preps, prep_of = {}, {}
-    for c in cells:
-        key = prep_key(c, study.data)
-        prep = Prep(key, c.config.data.model_dump(), c.config.model.name, c.config.model.max_len)
-        if key in preps and preps[key] != prep:  # e.g. two data overrides that differ only in a nested key
-            key = f"{key}-{len(preps)}"
-            prep.key = key
-        preps.setdefault(key, prep)
-        prep_of[c.name] = key
+    preps, prep_of = plan_preps(cells, study.data, source)
     unique = list({c.name: c for c in cells}.values())
     reference = {c.name: reference_cell(c, unique, study, source) for c in unique}
     first = {}

@@ -13,6 +13,7 @@ sys.path.insert(0, SRC)
 from contrastlab import layout
 from contrastlab.aggregate.outputs import caption
 from contrastlab.config import ConfigError
+from contrastlab.configfile import read_config
 from contrastlab.families import objective_module, report_module
 from contrastlab.jobs import export_for_jobs
 from contrastlab.provenance import code_hash
@@ -21,6 +22,8 @@ from contrastlab.study import plan
 CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml"
 export_for_jobs(SRC, CONFIG_SOURCE)
 try:
+    for path in workflow.configfiles:  # Snakemake's loader keeps the last of two equal keys: read again, strictly
+        read_config(path)
     PLAN = plan(config, CONFIG_SOURCE)
 except ConfigError as e:
     sys.exit(f"config error: {e}")  # one line, no traceback: the message names the key
@@ -48,7 +51,7 @@ def script_code(stage, *modules):
 
 # --- input functions -------------------------------------------------------------------------
 def prepared_of_cell(wildcards):
-    return layout.prepared_dir(R, PLAN.prep_of[wildcards.cell])
+    return layout.prepared_dir(R, PLAN.prep_of[(wildcards.cell, int(wildcards.seed))])
 
 
 def cell_outputs(stage, name):
@@ -74,7 +77,7 @@ def aggregate_runs():
                          tsne_xy=layout.stage_files(R, "plot", c.name, c.seed)["tsne_xy"])
         runs.append({"cell": c.name, "seed": c.seed, "experiment": c.experiment, "family": c.family,
                      "sweep": c.sweep, "params": c.config.loss, "reference": PLAN.reference[c.name],
-                     "prepared": layout.prepared_dir(R, PLAN.prep_of[c.name]), "files": files})
+                     "prepared": layout.prepared_dir(R, PLAN.prep_of[(c.name, c.seed)]), "files": files})
     return runs
 
 
