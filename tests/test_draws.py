@@ -8,9 +8,10 @@ import pytest
 import yaml
 from data_helpers import files_cfg, frame, write
 
-from contrastlab.config import DataConfig
+from contrastlab.config import DataConfig, StudyConfig, validate
 from contrastlab.data import load_splits
-from contrastlab.preps import resolved_data
+from contrastlab.grid import expand_grid
+from contrastlab.preps import plan_preps, resolved_data
 from contrastlab.study import plan
 from workflow_helpers import snakemake, write_config
 
@@ -69,9 +70,13 @@ def test_a_draw_seed_that_changes_nothing_shares_one_prepare(caplog):
 
 def test_a_swept_draw_seed_makes_one_prepare_per_draw():
     study = _study(few_shot_n=8)
+    # compare_to matches data exactly, so the reference sweeps the same draws
+    study["experiments"]["baseline"] = {"sweep": {"data.draw_seed": [1, 2]}}
     study["experiments"]["scl"] = {"sweep": {"data.draw_seed": [1, 2]}}
     p = plan(study)
-    assert len(p.preps) == 3 and p.prep_of[("scl_draw_seed1", 1)] != p.prep_of[("scl_draw_seed2", 1)]
+    assert len(p.preps) == 2 and p.prep_of[("scl_draw_seed1", 1)] != p.prep_of[("scl_draw_seed2", 1)]
+    assert p.prep_of[("scl_draw_seed1", 1)] == p.prep_of[("baseline_draw_seed1", 1)]
+    assert p.reference["scl_draw_seed2"] == "baseline_draw_seed2"
 
 
 def test_two_studies_in_one_results_folder_get_separate_prepared_data():
@@ -86,8 +91,9 @@ def test_cells_whose_data_differ_in_a_nested_key_get_separate_prepared_data(tmp_
     paths = [write(frame(10), tmp_path / f"{n}.csv") for n in ("a", "b")]
     study = {"data": {"source": "files", "files": {"train": paths[0]}}, "model": {"max_len": 32},
              "experiments": {"baseline": {}, "other": {"family": "baseline", "data": {"files": {"train": paths[1]}}}}}
-    p = plan(study)
-    assert len(p.preps) == 2 and all(re.fullmatch(r"embedded-len32-[0-9a-f]{10}", k) for k in p.preps)
+    # the preps alone: plan() refuses to compare cells trained on other files (test_study_inputs.py)
+    preps, _ = plan_preps(expand_grid(validate(StudyConfig, study, "t"), "t"), validate(StudyConfig, study, "t").data)
+    assert len(preps) == 2 and all(re.fullmatch(r"embedded-len32-[0-9a-f]{10}", k) for k in preps)
 
 
 def _planned_prepares(workdir, config) -> int:
