@@ -69,6 +69,10 @@ class Table:
             with atomic_path(csv) as tmp:
                 self.numeric.to_csv(tmp, index=False)
 
+    def save(self, paths: dict[str, str]) -> None:
+        """Write to {format: path} (a family builder's `paths`, contrastlab.contract)."""
+        self.write(md=paths.get("md"), csv=paths.get("csv"), html_path=paths.get("html"))
+
 
 def _inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
