@@ -437,7 +437,9 @@ def test_outputs_follow_the_families_in_the_grid():
     only_baseline = layout.output_paths("results", report_outputs(["baseline"]))
     assert "results/tables/headline.md" in only_baseline.values()
     assert "results/figures/forest.png" in only_baseline.values()
-    assert not any("rdrop" in p or "token" in p or "multilayer" in p for p in only_baseline.values())
+    common = [o.name for o in report_outputs([])]
+    for family in families.NAMES:  # each family adds its own outputs, after those of every study
+        assert [o.name for o in report_outputs([family])] == common + [o.name for o in families.outputs(family)]
     assert {o.name for o in report_outputs(["baseline", "token"])} >= {"token_k_alpha", "tsne_k_alpha"}
     without_probes = {o.name for o in report_outputs(["baseline"], probes=False)}
     assert "representation" not in without_probes and "headline" in without_probes

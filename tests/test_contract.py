@@ -19,6 +19,7 @@ from contrastlab import families, layout
 from contrastlab.aggregate.outputs import COMMON
 from contrastlab.aggregate.run import aggregate
 from contrastlab.contract import BUILDER_PARAMS, KINDS, ContractError, Output, check_outputs, resolve
+from contrastlab.provenance import PACKAGE, import_closure
 from test_aggregate import PNG_MAGIC, base_correct, better, run_of
 from workflow_helpers import REPO, copy_workflow, snakemake
 
@@ -65,6 +66,13 @@ def test_every_builder_writes_its_files_and_a_table_holds_its_own_cells(built, o
     assert cells - {"baseline"} == {f"{output.family}_cell"}
 
 
+def test_the_aggregate_imports_no_family():
+    """One way: a family's report imports the aggregate's helpers, never the reverse."""
+    for path in sorted((PACKAGE / "aggregate").glob("*.py")):
+        module = f"contrastlab.aggregate.{path.stem}".removesuffix(".__init__")
+        assert not [p for p in import_closure(module) if "families" in p.relative_to(PACKAGE).parts], module
+
+
 def good_output(tmp_path, **changes) -> Output:
     caption = tmp_path / "x.rst"
     caption.write_text("**X.** What it shows.\n")
@@ -77,9 +85,11 @@ def good_output(tmp_path, **changes) -> Output:
     ({"kind": "chart"}, "rdrop: output 'x': kind 'chart' is not one of table, figure"),
     ({"caption": "/nowhere/x.rst"}, "rdrop: output 'x': its caption /nowhere/x.rst is missing or empty"),
     ({"builder": "contrastlab.families.rdrop.report:nothing"}, "defines no function 'nothing'"),
-    ({"builder": "contrastlab.families.rdrop.nowhere:rdrop"}, "builder 'contrastlab.families.rdrop.nowhere:rdrop' is not"),
+    ({"builder": "contrastlab.families.rdrop.nowhere:rdrop"},
+     "builder 'contrastlab.families.rdrop.nowhere:rdrop' is not"),
     # the aggregate's own builders have another call; a family's must have the contract's
-    ({"builder": "contrastlab.aggregate.tables:headline"}, "builder headline('study', 'comp') must take (study, comp, cells, paths)"),
+    ({"builder": "contrastlab.aggregate.tables:headline"},
+     "builder headline(study, comp) must take (study, comp, cells, paths)"),
 ])
 def test_the_plans_check_names_the_output_and_what_is_wrong(tmp_path, changes, message):
     check_outputs({"rdrop": [good_output(tmp_path)]})
@@ -98,17 +108,17 @@ def test_an_empty_caption_is_refused(tmp_path):
 # --- a family copied under a new name, end to end ---------------------------------------------
 BUILD_COPY = """
 import json, sys
+import yaml
+from contrastlab import layout
 from contrastlab.aggregate.run import aggregate
 from contrastlab.study import plan
 from test_aggregate import base_correct, better, run_of, same_accuracy
-import yaml
 
-p = plan(yaml.safe_load(open(sys.argv[1])), "copy.yaml")
-root = sys.argv[2]
+config, root = sys.argv[1:]
+p = plan(yaml.safe_load(open(config)), config)
 runs = [run_of(root, c.name, c.seed, c.experiment, c.family, c.sweep, c.config.loss,
                (base_correct if c.family == "baseline" else better if c.sweep["stages"] == 1 else same_accuracy)(1))
         for c in p.cells]
-from contrastlab import layout
 outputs = layout.output_paths(root, p.outputs)
 aggregate(runs, outputs, baseline=p.baseline, n_boot=200, report=[o.job_param() for o in p.outputs if o.family])
 print(json.dumps({"builders": {o.name: o.builder for o in p.outputs}, "outputs": outputs}))

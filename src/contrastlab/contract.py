@@ -92,5 +92,5 @@ def _check_one(who: str, o: Output) -> None:
         raise ContractError(f"{where}: {spec.origin} defines no function {function!r} (its builder)")
     params = tuple(a.arg for a in fn.args.posonlyargs + fn.args.args)
     if o.family is not None and params != BUILDER_PARAMS:
-        raise ContractError(f"{where}: builder {function}{params} must take ({', '.join(BUILDER_PARAMS)}) "
-                            "(contrastlab.contract)")
+        raise ContractError(f"{where}: builder {function}({', '.join(params)}) must take "
+                            f"({', '.join(BUILDER_PARAMS)}) (contrastlab.contract)")

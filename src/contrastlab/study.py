@@ -3,7 +3,8 @@
 `plan(config, source)` validates the whole config (contrastlab.config), expands the grid
 (contrastlab.grid), runs the checks that need the model and the data files (contrastlab.validate),
 and returns the cells, the prepared datasets they share, who is compared with whom, and the
-study's tables and figures (each family's checked against contrastlab.contract). Torch-free: a paper-sized DAG builds in about a second.
+study's tables and figures (every family's checked against contrastlab.contract). Torch-free: a
+paper-sized DAG builds in about a second.
 """
 from __future__ import annotations
 
