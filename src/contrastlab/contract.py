@@ -10,7 +10,9 @@ called as
 study: the `contrastlab.aggregate.collect.Study`; comp: its comparisons
 (`contrastlab.aggregate.compare.compare_all`); cells: the family's cells in display order (so a
 copied family reports its own cells); paths: {format: path} to write, the formats of
-`contrastlab.layout.TABLE_FORMATS` for a table, {"png": path} for a figure.
+`contrastlab.layout.TABLE_FORMATS` for a table, {"png": path} for a figure. A table's CSV has a
+`cell` column: the family's cells and their references. tests/test_contract.py checks all of this
+for every family.
 
 Dependencies run one way: a family's report module imports the aggregate's helpers; the
 aggregate imports no family, it calls the builders the plan hands it by reference.
