@@ -21,6 +21,7 @@ Torch- and pandas-free: the DAG build imports it.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 from dataclasses import dataclass
@@ -87,12 +88,18 @@ def _check_one(who: str, o: Output) -> None:
     if spec is None or spec.origin is None:
         raise ContractError(f"{where}: builder {o.builder!r} is not a \"package.module:function\" of a module "
                             "that exists")
-    # read, not imported: the builder's module needs pandas and matplotlib, the DAG build does not
-    tree = ast.parse(Path(spec.origin).read_text(), spec.origin)
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
-    if fn is None:
+    params = _functions(spec.origin).get(function)
+    if params is None:
         raise ContractError(f"{where}: {spec.origin} defines no function {function!r} (its builder)")
-    params = tuple(a.arg for a in fn.args.posonlyargs + fn.args.args)
     if o.family is not None and params != BUILDER_PARAMS:
         raise ContractError(f"{where}: builder {function}({', '.join(params)}) must take "
                             f"({', '.join(BUILDER_PARAMS)}) (contrastlab.contract)")
+
+
+@functools.lru_cache(maxsize=None)
+def _functions(path: str) -> dict[str, tuple[str, ...]]:
+    """{function: its positional parameters} of a module's top level, read, not imported: the
+    builders' modules need pandas and matplotlib, the DAG build does not."""
+    tree = ast.parse(Path(path).read_text(), path)
+    return {n.name: tuple(a.arg for a in n.args.posonlyargs + n.args.args)
+            for n in tree.body if isinstance(n, ast.FunctionDef)}
