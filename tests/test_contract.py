@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ import yaml
 from contrastlab import families, layout
 from contrastlab.aggregate.outputs import COMMON
 from contrastlab.aggregate.run import aggregate
+from contrastlab.cli import main
 from contrastlab.contract import BUILDER_PARAMS, KINDS, ContractError, Output, check_outputs, resolve
 from contrastlab.provenance import PACKAGE, import_closure
 from test_aggregate import PNG_MAGIC, base_correct, better, run_of
@@ -105,12 +107,25 @@ def test_an_empty_caption_is_refused(tmp_path):
         check_outputs({"rdrop": [out]})
 
 
+def test_contrastlab_check_stops_on_a_broken_contract_in_one_line(monkeypatch, capsys):
+    declared = families.outputs
+    clash = declared("rdrop")[0]  # token declaring rdrop's table too
+
+    monkeypatch.setattr(families, "outputs",
+                        lambda f: declared(f) + ([replace(clash, family=f)] if f == "token" else []))
+    assert main(["check", str(REPO / "config.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("contract error: output 'rdrop' is declared by both family rdrop and family token")
+    assert len(err.strip().splitlines()) == 1
+
+
 # --- a family copied under a new name, end to end ---------------------------------------------
 BUILD_COPY = """
 import json, sys
 import yaml
 from contrastlab import layout
 from contrastlab.aggregate.run import aggregate
+from contrastlab.cli import main
 from contrastlab.study import plan
 from test_aggregate import base_correct, better, run_of, same_accuracy
 
@@ -147,7 +162,7 @@ def test_a_copied_family_with_the_same_output_names_stops_the_plan_naming_both(c
     work, config = copied
     out = snakemake(work, config, "-n", check=False)
     assert out.returncode != 0
-    assert "output 'rdrop' is declared by both family rdrop and family rdropcopy" in out.stdout + out.stderr
+    assert "contract error: output 'rdrop' is declared by both family rdrop and family rdropcopy" in out.stderr
 
 
 def test_a_copied_family_under_new_output_names_plans_and_builds_its_own_tables(copied, tmp_path):

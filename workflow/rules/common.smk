@@ -12,6 +12,7 @@ sys.path.insert(0, SRC)
 
 from contrastlab import layout
 from contrastlab.config import ConfigError
+from contrastlab.contract import ContractError
 from contrastlab.families import objective_module, parse_params
 from contrastlab.jobs import export_for_jobs
 from contrastlab.provenance import code_hash
@@ -21,8 +22,8 @@ CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config.y
 export_for_jobs(SRC, CONFIG_SOURCE)
 try:
     PLAN = plan(config, CONFIG_SOURCE)
-except ConfigError as e:
-    sys.exit(f"config error: {e}")  # one line, no traceback: the message names the key
+except ConfigError as e:  # one line, no traceback: the message names the key (or, in the code, the output)
+    sys.exit(f"{'contract' if isinstance(e, ContractError) else 'config'} error: {e}")
 R = PLAN.study.results
 RUNTIME = PLAN.study.runtime
 BY_KEY = {(c.name, str(c.seed)): c for c in PLAN.cells}
