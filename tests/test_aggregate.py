@@ -15,10 +15,10 @@ from contrastlab import families, layout
 from contrastlab.aggregate import figures
 from contrastlab.aggregate.collect import collect
 from contrastlab.aggregate.compare import compare_all
-from contrastlab.aggregate.outputs import planned_outputs
 from contrastlab.aggregate.run import aggregate
 from contrastlab.aggregate.verdict import landing_page, verdict_lines
 from contrastlab.stats import detectable, holm
+from contrastlab.study import report_outputs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEEDS = [1, 2, 3]
@@ -26,7 +26,6 @@ N_TEST = 1000
 BASE_ACC = {1: 0.80, 2: 0.81, 3: 0.79}
 BASE_STEP = {1: 0.10, 2: 0.12, 3: 0.11}
 RDROP_RATIO = {"rdrop_stages1": [1.4, 1.5, 1.6], "rdrop_stages2": [1.9, 2.0, 2.1]}
-ALL_FAMILIES = ["baseline", "scl", "rdrop", "token", "cluster", "multilayer"]
 DEVICE = "NVIDIA H100 80GB HBM3"
 FULL, LORA = 28_354_562, 1_234_567  # trainable parameters: top layers + head, LoRA adapters + head
 GUNEL = {"views": "one", "weighting": "convex", "alpha": 0.9, "tau": 0.3, "reduction": "sum"}
@@ -107,8 +106,10 @@ def write_run(root, cell, seed, family, loss, correct, trainable=FULL, collapsed
 def run_of(root, cell, seed, experiment, family, sweep, loss, correct, reference="baseline", prepared=None, **kw):
     """What the workflow passes per cell x seed (workflow/rules/common.smk): the loss params with
     the family's defaults filled in, and the paths of the cell's files."""
-    loss = families.parse_params(family, loss).model_dump()
+    params = families.parse_params(family, loss)
+    loss = params.model_dump()
     return {"cell": cell, "seed": seed, "experiment": experiment, "family": family, "sweep": sweep, "params": loss,
+            "form": params.form(),
             "reference": reference, "prepared": prepared,
             "files": write_run(root, cell, seed, family, loss, correct, **kw)}
 
@@ -132,10 +133,16 @@ GRID = {
 CONFIG = {"model": {"name": "microsoft/deberta-v3-base"}, "data": {"source": "embedded"},
           "experiments": dict.fromkeys(["baseline", "scl", "scl_gunel", "rdrop", "token", "cluster", "ml"], {})}
 COMPARISON_TABLES = ["headline", "scl_views", "rdrop", "cluster", "multilayer"]
+ALL_FAMILIES = list(dict.fromkeys(family for _, family, *_ in GRID.values()))
 
 
 def all_outputs(root, families=ALL_FAMILIES):
-    return {**layout.output_paths(str(root), planned_outputs(families)), "landing": layout.landing_file(str(root))}
+    return {**layout.output_paths(str(root), report_outputs(families)), "landing": layout.landing_file(str(root))}
+
+
+def declared(families=ALL_FAMILIES):
+    """The families' outputs with their builders, as the workflow passes them (common.smk aggregate_report)."""
+    return [o.job_param() for o in report_outputs(families) if o.family is not None]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +157,8 @@ def results(tmp_path_factory):
                    trainable=trainable)
             for cell, (experiment, family, sweep, loss, correct, trainable) in GRID.items() for seed in SEEDS]
     outputs = all_outputs(root)
-    aggregate(runs, outputs, baseline="baseline", n_boot=2000, config=CONFIG, source="config/test.yaml")
+    aggregate(runs, outputs, baseline="baseline", n_boot=2000, config=CONFIG, source="config/test.yaml",
+              report=declared())
     return root, outputs
 
 
@@ -305,7 +313,7 @@ def test_collapsed_cell_is_marked_in_every_table_and_its_verdict_says_collapsed(
                                                                         plot_forest(df, path, **kw)))
     outputs = {k: v for k, v in all_outputs(tmp_path, ["baseline", "scl"]).items()
                if k.split("_")[0] in ("headline", "scl", "representation", "forest", "landing")}
-    aggregate(runs, outputs, baseline="baseline", n_boot=300)
+    aggregate(runs, outputs, baseline="baseline", n_boot=300, report=declared(["baseline", "scl"]))
 
     for name in ("headline", "scl_views", "representation"):
         rows = {r["cell"]: r for r in md_table(outputs[f"{name}_md"])}
@@ -356,7 +364,7 @@ def test_cells_that_ran_on_different_devices_get_a_warning_in_the_table_notes(tm
                    device="NVIDIA A100-SXM4-40GB")]
     outputs = {k: v for k, v in all_outputs(tmp_path, ["baseline", "scl"]).items()
                if k.endswith("_md") and k.split("_")[0] in ("headline", "scl", "representation")}
-    aggregate(runs, outputs, baseline="baseline", n_boot=200)
+    aggregate(runs, outputs, baseline="baseline", n_boot=200, report=declared(["baseline", "scl"]))
     for path in outputs.values():
         text = Path(path).read_text()
         assert f"WARNING: these cells ran on different device_name (NVIDIA A100-SXM4-40GB, {DEVICE})" in text, path
@@ -418,19 +426,22 @@ def test_every_figure_is_a_valid_png(results):
     _, outputs = results
     figs = [p for p in outputs.values() if p.endswith(".png")]
     assert {f.rsplit("/", 1)[1] for f in figs} == {"forest.png", "loss_curves.png", "grad_norm.png", "val_curves.png",
-                                                   "rdrop_cost.png", "tsne_k_alpha.png", "multilayer_bars.png"}
+                                                   "rdrop_cost.png", "tsne_k_alpha.png", "multilayer_bars.png",
+                                                   "scl_grad_norm.png"}
     for f in figs:
         data = open(f, "rb").read()
         assert data[:8] == PNG_MAGIC and len(data) > 5000, f
 
 
 def test_outputs_follow_the_families_in_the_grid():
-    only_baseline = layout.output_paths("results", planned_outputs(["baseline"]))
+    only_baseline = layout.output_paths("results", report_outputs(["baseline"]))
     assert "results/tables/headline.md" in only_baseline.values()
     assert "results/figures/forest.png" in only_baseline.values()
-    assert not any("rdrop" in p or "token" in p or "multilayer" in p for p in only_baseline.values())
-    assert {o.name for o in planned_outputs(["baseline", "token"])} >= {"token_k_alpha", "tsne_k_alpha"}
-    without_probes = {o.name for o in planned_outputs(["baseline"], probes=False)}
+    common = [o.name for o in report_outputs([])]
+    for family in families.NAMES:  # each family adds its own outputs, after those of every study
+        assert [o.name for o in report_outputs([family])] == common + [o.name for o in families.outputs(family)]
+    assert {o.name for o in report_outputs(["baseline", "token"])} >= {"token_k_alpha", "tsne_k_alpha"}
+    without_probes = {o.name for o in report_outputs(["baseline"], probes=False)}
     assert "representation" not in without_probes and "headline" in without_probes
 
 
@@ -443,7 +454,7 @@ def test_cells_are_compared_with_their_reference_listed_after_the_baseline(tmp_p
             for cell, (family, correct, ref, sweep) in grid.items()]
     outputs = {"headline_csv": str(tmp_path / "headline.csv"), "token_k_alpha_csv": str(tmp_path / "token.csv"),
                "token_k_alpha_md": str(tmp_path / "token.md")}
-    aggregate(runs, outputs, baseline="baseline", n_boot=500)
+    aggregate(runs, outputs, baseline="baseline", n_boot=500, report=declared(["baseline", "token"]))
     token = pd.read_csv(tmp_path / "token.csv").set_index("cell")
     assert token.index.tolist() == ["baseline", "lora", "token_alpha0.2_k30", "token_alpha0.2_k60"]
     assert token.loc["token_alpha0.2_k30", "reference"] == "lora"

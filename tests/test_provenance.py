@@ -8,6 +8,7 @@ import pytest
 
 from contrastlab import families, provenance
 from contrastlab.provenance import PACKAGE, code_hash, import_closure
+from contrastlab.study import aggregate_modules, report_outputs
 
 REPO = PACKAGE.parent.parent
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -91,7 +92,8 @@ def stage_hashes(plan_families=("baseline", "rdrop", "token")) -> dict[str, str]
     train; the aggregate of a study with these families)."""
     hashes = {s: code_hash(SCRIPTS / f"{s}.py") for s in ("prepare", "embed", "probe", "plot")}
     hashes.update({f"train:{f}": code_hash(SCRIPTS / "train.py", families.objective_module(f)) for f in families.NAMES})
-    hashes["aggregate"] = code_hash(SCRIPTS / "aggregate.py", *map(families.report_module, plan_families))
+    hashes["aggregate"] = code_hash(SCRIPTS / "aggregate.py",
+                                    *aggregate_modules(plan_families, report_outputs(plan_families)))
     return hashes
 
 
@@ -147,8 +149,17 @@ def test_an_edit_changes_the_hash_of_every_stage_that_uses_the_module_and_only_t
 
 
 def test_a_family_package_brings_in_its_parents_when_imported_by_name():
-    closure = names(import_closure(families.report_module("baseline")))  # baseline has no report module
+    closure = names(import_closure(*aggregate_modules(["baseline"], [])))  # baseline has no report module
     assert {"__init__.py", "families/__init__.py", "families/baseline/__init__.py"} <= closure
+
+
+def test_the_aggregates_hash_holds_every_builder_module_it_imports_by_name():
+    closure = names(import_closure(SCRIPTS / "aggregate.py", *aggregate_modules(families.NAMES,
+                                                                                report_outputs(families.NAMES))))
+    assert {"aggregate/tables.py", "aggregate/figures.py"} <= closure  # the builders of every study's outputs
+    for family in families.NAMES:
+        for o in families.outputs(family):
+            assert names(import_closure(o.module)) <= closure, o.builder
 
 
 @pytest.mark.parametrize("module, old, new", [

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .configfile import read_config
+from .contract import ContractError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,8 +129,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         return args.fn(args)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+    except ConfigError as e:  # a ContractError is the code's, not the config's
+        print(f"{'contract' if isinstance(e, ContractError) else 'config'} error: {e}", file=sys.stderr)
         return 2
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .contract import Output
 
 STAGE_FILES = {
     "train": {"metrics": "train/metrics.json", "weights": "train/weights.safetensors",
@@ -24,14 +27,6 @@ TRAIN_STATE = {"checkpoint": "train/checkpoint.pt", "attempts": "train/attempts.
 # Inside a prepared dataset directory (contrastlab.data).
 PREPARED_FILES = {"tokens": "tokens.npz", "summary": "labels.json"}
 TABLE_FORMATS = ("md", "csv", "html")
-
-
-@dataclass(frozen=True)
-class Output:
-    """A table or figure of the study's report."""
-    name: str  # file stem: tables/<name>.<fmt>, figures/<name>.png; caption workflow/report/<name>.rst
-    kind: str  # "table" or "figure"
-    title: str
 
 
 def cell_dir(results: str, cell="{cell}", seed="{seed}") -> str:

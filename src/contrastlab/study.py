@@ -3,17 +3,19 @@
 `plan(config, source)` validates the whole config (contrastlab.config), expands the grid
 (contrastlab.grid), runs the checks that need the model and the data files (contrastlab.validate),
 and returns the cells, the prepared datasets they share, who is compared with whom, and the
-study's tables and figures. Torch-free: a paper-sized DAG builds in about a second.
+study's tables and figures (every family's checked against contrastlab.contract). Torch-free: a
+paper-sized DAG builds in about a second.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .aggregate.outputs import planned_outputs
+from . import families
+from .aggregate.outputs import COMMON, NEEDS_PROBES
 from .budget import warn_few_steps
 from .config import ConfigError, DataConfig, StudyConfig, validate
+from .contract import Output, check_outputs
 from .grid import Cell, expand_grid
-from .layout import Output
 from .preps import Prep, plan_preps
 from .validate import check_against_model, check_data_files, check_references, check_results_folder
 
@@ -35,6 +37,9 @@ class Plan:
 
     def cell_names(self) -> list[str]:
         return list(dict.fromkeys(c.name for c in self.cells))
+
+    def aggregate_modules(self) -> list[str]:
+        return aggregate_modules(self.families, self.outputs)
 
 
 def resolved_value(cell: Cell, key: str):
@@ -93,6 +98,21 @@ def reference_cell(cell: Cell, cells: list[Cell], study: StudyConfig, where: str
                       f"{listed}{more}); make them match, or compare with another experiment")
 
 
+def report_outputs(cell_families, probes: bool = True) -> list[Output]:
+    """The report of a grid with cells of these families: the outputs of every study, then each
+    family's (family order). First checks every family's declarations (contrastlab.contract), so
+    a family that breaks the contract, or clashes with another, stops the plan by name."""
+    check_outputs({"the aggregate": COMMON, **{f"family {f}": families.outputs(f) for f in families.NAMES}})
+    common = [o for o in COMMON if probes or o.name not in NEEDS_PROBES]
+    return common + [o for f in dict.fromkeys(cell_families) for o in families.outputs(f)]
+
+
+def aggregate_modules(cell_families, outputs: list[Output]) -> list[str]:
+    """What the aggregate job imports by name, for its code hash: each output's builder module,
+    and each family's package (its Params and OUTPUTS reach the job through the job's params)."""
+    return list(dict.fromkeys([*(families.spec(f).__name__ for f in cell_families), *(o.module for o in outputs)]))
+
+
 def plan(config: dict, source: str = "config") -> Plan:
     study = validate(StudyConfig, config, source)
     check_results_folder(study, source)
@@ -107,5 +127,5 @@ def plan(config: dict, source: str = "config") -> Plan:
     first = {}
     for c in cells:
         first.setdefault(c.experiment, c.name)
-    outputs = planned_outputs([c.family for c in cells], probes=study.probe.enabled)
+    outputs = report_outputs([c.family for c in cells], probes=study.probe.enabled)
     return Plan(study, source, cells, preps, prep_of, reference, first[study.baseline], outputs)

@@ -1,6 +1,7 @@
 # Aggregate: every cell x seed -> the study's tables (results/tables/<name>.md|csv|html) and
 # figures (results/figures/<name>.png): those of every study and those its families add
-# (contrastlab.aggregate.outputs); each is in the report with the caption ../report/<name>.rst.
+# (contrastlab.aggregate.outputs, contrastlab.families.<family>.OUTPUTS), each in the report with
+# its declared caption (contrastlab.contract).
 
 
 rule aggregate:
@@ -13,6 +14,7 @@ rule aggregate:
         baseline=PLAN.baseline,
         n_boot=10000,
         attempts=attempts_of("aggregate"),
+        report=aggregate_report(),
         code=aggregate_code(),
     log:
         layout.job_log(R, "aggregate"),

@@ -11,10 +11,10 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 
 from contrastlab import layout
-from contrastlab.aggregate.outputs import caption
 from contrastlab.config import ConfigError
 from contrastlab.configfile import read_config
-from contrastlab.families import objective_module, report_module
+from contrastlab.contract import ContractError
+from contrastlab.families import objective_module, parse_params
 from contrastlab.jobs import export_for_jobs
 from contrastlab.provenance import code_hash
 from contrastlab.study import plan
@@ -25,8 +25,8 @@ try:
     for path in workflow.configfiles:  # Snakemake's loader keeps the last of two equal keys: read again, strictly
         read_config(path)
     PLAN = plan(config, CONFIG_SOURCE)
-except ConfigError as e:
-    sys.exit(f"config error: {e}")  # one line, no traceback: the message names the key
+except ConfigError as e:  # one line, no traceback: the message names the key (or, in the code, the output)
+    sys.exit(f"{'contract' if isinstance(e, ContractError) else 'config'} error: {e}")
 R = PLAN.study.results
 RUNTIME = PLAN.study.runtime
 BY_KEY = {(c.name, str(c.seed)): c for c in PLAN.cells}
@@ -67,8 +67,8 @@ def all_outputs():
 
 def aggregate_runs():
     """What the aggregate reads of each cell x seed (a param: plain values, sorted, so that
-    reordering experiments reruns nothing): names, family, sweep, loss params, the reference,
-    and the paths of its files."""
+    reordering experiments reruns nothing): names, family, sweep, loss params and formula, the
+    reference, and the paths of its files."""
     runs = []
     for c in sorted(PLAN.cells, key=lambda c: (c.name, c.seed)):
         files = {f"train_{k}": v for k, v in layout.stage_files(R, "train", c.name, c.seed).items()}
@@ -77,6 +77,7 @@ def aggregate_runs():
                          tsne_xy=layout.stage_files(R, "plot", c.name, c.seed)["tsne_xy"])
         runs.append({"cell": c.name, "seed": c.seed, "experiment": c.experiment, "family": c.family,
                      "sweep": c.sweep, "params": c.config.loss, "reference": PLAN.reference[c.name],
+                     "form": parse_params(c.family, c.config.loss).form(),
                      "prepared": layout.prepared_dir(R, PLAN.prep_of[(c.name, c.seed)]), "files": files})
     return runs
 
@@ -87,19 +88,19 @@ def aggregate_inputs():
 
 def aggregate_outputs(named=False):
     """The report's tables (md, csv, html) and figures (png), and its first page. named: {key:
-    path} for the rule, marked for the report, each with its caption (aggregate.outputs.caption)."""
+    path} for the rule, marked for the report, each with its caption (contrastlab.contract.Output)."""
     paths = {**layout.output_paths(R, PLAN.outputs), "landing": layout.landing_file(R)}
     if not named:
         return list(paths.values())
-    titles = {o.name: o.title for o in PLAN.outputs}
+    declared = {o.name: o for o in PLAN.outputs}
     for key, path in paths.items():
         name, _, ext = os.path.basename(path).rpartition(".")
         if ext == "png":
-            paths[key] = report(path, caption=caption(name, workflow.basedir), category="Figures",
-                                labels={"figure": titles[name]})
+            paths[key] = report(path, caption=str(declared[name].caption), category="Figures",
+                                labels={"figure": declared[name].title})
         elif ext in ("html", "csv"):
-            paths[key] = report(path, caption=caption(name, workflow.basedir), category="Tables",
-                                labels={"table": titles[name], "format": ext})
+            paths[key] = report(path, caption=str(declared[name].caption), category="Tables",
+                                labels={"table": declared[name].title, "format": ext})
     return paths
 
 
@@ -113,8 +114,13 @@ def train_code(wildcards):
 
 
 def aggregate_code():
-    """The aggregate imports by name each family's package (its Params, OUTPUTS) and report module."""
-    return script_code("aggregate", *(report_module(f) for f in PLAN.families))
+    """The aggregate imports by name each output's builder module (contrastlab.study.aggregate_modules)."""
+    return script_code("aggregate", *PLAN.aggregate_modules())
+
+
+def aggregate_report():
+    """The families' outputs with their builders, for the aggregate job (contrastlab.contract)."""
+    return [o.job_param() for o in PLAN.outputs if o.family is not None]
 
 
 def prep_params(wildcards):

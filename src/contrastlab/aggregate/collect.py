@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import families
-
 log = logging.getLogger("contrastlab.aggregate")
 
 TEST_METRICS = ["accuracy", "roc_auc", "macro_f1"]
@@ -94,16 +92,9 @@ def _read_json(path) -> dict:
     return json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
 
 
-def _form(family: str, params: dict) -> str:
-    try:
-        return families.parse_params(family, params).form()
-    except ValueError:  # results of an older version of the family: show the params as they are
-        return ""
-
-
 def collect(runs: list[dict], baseline: str, order: list[str] | None = None, meta: dict | None = None) -> Study:
-    """runs: one per cell x seed with cell, seed, experiment, family, reference, sweep, params and
-    files ({"train_metrics": path, "train_predictions": ..., "probe_metrics": ...}). order: the
+    """runs: one per cell x seed with cell, seed, experiment, family, reference, sweep, params, form
+    (the loss as a formula, the family's Params.form()) and files ({"train_metrics": path, "train_predictions": ..., "probe_metrics": ...}). order: the
     cells' display order (default: as given)."""
     records, cells, files = [], {}, {}
     for r in runs:
@@ -120,7 +111,7 @@ def collect(runs: list[dict], baseline: str, order: list[str] | None = None, met
         if r["cell"] not in cells:
             cells[r["cell"]] = CellInfo(r["cell"], rec["experiment"], r["family"], r.get("reference") or baseline,
                                         dict(r.get("sweep") or {}), dict(r.get("params") or {}),
-                                        _form(r["family"], r.get("params") or {}))
+                                        r.get("form") or "")
     if order:
         cells = {c: cells[c] for c in order if c in cells} | cells
     if baseline not in cells:

@@ -19,8 +19,6 @@ from ..plots import DPI, plot_forest, smooth  # noqa: E402
 from .collect import Study  # noqa: E402
 from .tables import fmt_param, param_value  # noqa: E402
 
-L2_COLORS, RAW_COLORS = ["C0", "C2", "C9", "C4"], ["C3", "C1", "C6"]
-
 
 def save_figure(fig, path) -> None:
     with atomic_path(path) as tmp:
@@ -59,9 +57,9 @@ def forest(study: Study, comp: pd.DataFrame, path) -> None:
                 xlabel="Δ accuracy (green/red: real after Holm; grey: not detectable; ✕ collapsed)")
 
 
-def _family_panels(study: Study, extra: list | None = None):
+def _family_panels(study: Study):
     fams = list(dict.fromkeys(i.family for i in study.cells.values()))
-    panels = (extra or []) + [(f, study.of_family(f)) for f in fams]
+    panels = [(f, study.of_family(f)) for f in fams]
     ncol = min(4, len(panels))
     nrow = math.ceil(len(panels) / ncol)
     return panels, nrow, ncol
@@ -126,26 +124,14 @@ def loss_curves(study: Study, comp: pd.DataFrame, path) -> None:
 
 
 def grad_norm(study: Study, comp: pd.DataFrame, path) -> None:
-    """Gradient norm (before clipping, log scale) of each family's cells, the baseline dashed; and,
-    when the grid has SCL cells with and without L2 normalisation, a panel comparing just those."""
-    extra = []
-    scl = study.of_family("scl")
-    norms = {bool(param_value(study, c, "normalize")) for c in scl}
-    if len(norms) == 2:
-        extra = [("SCL: L2-normalised vs raw [CLS]", scl)]
-    panels, nrow, ncol = _family_panels(study, extra)
+    """Gradient norm (before clipping, log scale) of each family's cells, the baseline dashed."""
+    panels, nrow, ncol = _family_panels(study)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
     base = study.history(study.baseline)
     for i, (title, cells) in enumerate(panels):
         ax = axes[i // ncol, i % ncol]
         colors = {c: f"C{j % 10}" for j, c in enumerate(cells)}
         labels = _labels(study, cells, _sweep_keys(study, cells))
-        if extra and i == 0:  # the L2 panel: cool colours for L2-normalised cells, warm ones for raw
-            l2 = [c for c in cells if param_value(study, c, "normalize")]
-            raw = [c for c in cells if c not in l2]
-            colors = {**{c: L2_COLORS[k % len(L2_COLORS)] for k, c in enumerate(l2)},
-                      **{c: RAW_COLORS[k % len(RAW_COLORS)] for k, c in enumerate(raw)}}
-            labels = {c: f"{c} ({'L2' if c in l2 else 'raw'})" for c in cells}
         for j, c in enumerate(cells):
             _draw(ax, study.history(c), "grad_norm", labels[c], colors[c], "-" if j < 10 else "--")
         if study.baseline not in cells:

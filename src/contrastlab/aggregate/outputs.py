@@ -1,44 +1,30 @@
-"""Which tables and figures a study's report has: those of every study, then those its families
-add (declared in contrastlab.families.<family>, built by its report module).
+"""The tables and figures of every study's report (a family's own are declared in its package,
+contrastlab.families.<family>.OUTPUTS; the plan joins them, contrastlab.study).
 
+Their builders are the functions of that name in aggregate.tables, called (study, comp) -> Table,
+and in aggregate.figures, called (study, comp, path); their captions are workflow/report/<name>.rst.
 Nothing heavy is imported here: the DAG build reads it to fix the aggregate rule's outputs.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .. import families
-from ..layout import Output
+from ..contract import Output
+
+CAPTIONS = Path(__file__).resolve().parents[3] / "workflow" / "report"
+
+
+def _common(name: str, kind: str, title: str) -> Output:
+    module = "tables" if kind == "table" else "figures"
+    return Output(name, kind, title, f"{__package__}.{module}:{name}", CAPTIONS / f"{name}.rst")
+
 
 COMMON = [
-    Output("headline", "table", "Headline: the verdict and the test metrics of every cell"),
-    Output("representation", "table", "Representation of the final [CLS]: probes"),
-    Output("forest", "figure", "Difference to the reference with its 95% interval"),
-    Output("loss_curves", "figure", "Training loss by family"),
-    Output("grad_norm", "figure", "Gradient norm by family"),
-    Output("val_curves", "figure", "Validation accuracy and loss by family"),
+    _common("headline", "table", "Headline: the verdict and the test metrics of every cell"),
+    _common("representation", "table", "Representation of the final [CLS]: probes"),
+    _common("forest", "figure", "Difference to the reference with its 95% interval"),
+    _common("loss_curves", "figure", "Training loss by family"),
+    _common("grad_norm", "figure", "Gradient norm by family"),
+    _common("val_curves", "figure", "Validation accuracy and loss by family"),
 ]
 NEEDS_PROBES = {"representation"}
-
-
-def planned_outputs(cell_families, probes: bool = True) -> list[Output]:
-    """The report of a grid with cells of these families (COMMON first, then family order)."""
-    common = [o for o in COMMON if probes or o.name not in NEEDS_PROBES]
-    return common + [o for f in dict.fromkeys(cell_families) for o in families.outputs(f)]
-
-
-def caption(name: str, workflow_dir: str) -> str:
-    """The report caption of output `name` (absolute): beside its family's code, or for an output
-    of every study in workflow/report/."""
-    family = owner(name)
-    if family is None:
-        return str(Path(workflow_dir) / "workflow" / "report" / f"{name}.rst")
-    return str(Path(families.__file__).parent / family / f"{name}.rst")
-
-
-def owner(name: str) -> str | None:
-    """The family whose report module builds output `name`; None for a COMMON output."""
-    for f in families.NAMES:
-        if any(o.name == name for o in families.outputs(f)):
-            return f
-    return None

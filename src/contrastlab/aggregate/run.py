@@ -1,32 +1,38 @@
 """`aggregate(runs, outputs, baseline, ...)`: read every cell, compare each with its reference,
 write the planned tables and figures, the verdict and the report's landing page. What the
-Snakemake rule `aggregate` calls."""
+Snakemake rule `aggregate` calls.
+
+A family's outputs come with their builders by reference (`report`: the plan's declarations,
+contrastlab.contract), so nothing here imports a family."""
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
 
-from .. import families
+from ..contract import resolve
 from ..io import write_text
 from ..layout import TABLE_FORMATS
-from . import figures, tables
-from .collect import collect
+from .collect import Study, collect
 from .compare import compare_all
-from .outputs import COMMON, owner
+from .outputs import COMMON
 from .verdict import landing_page, verdict_lines
 
 log = logging.getLogger("contrastlab.aggregate")
 
 
-def builder(name: str):
-    """The function that makes output `name`: a family's report module's, or for an output of every
-    study (aggregate.outputs.COMMON) the function of that name in aggregate.tables / .figures."""
-    family = owner(name)
-    if family is not None:
-        return families.report_builder(family, name)
-    kind = next(o.kind for o in COMMON if o.name == name)
-    return getattr(tables if kind == "table" else figures, name)
+def build(output: dict, study: Study, comp, outputs: dict[str, str]) -> None:
+    """Write one output (a contrastlab.contract.Output's job_param) to its paths in `outputs`."""
+    name, fn = output["name"], resolve(output["builder"])
+    if output["kind"] == "table":
+        paths = {fmt: outputs[f"{name}_{fmt}"] for fmt in TABLE_FORMATS if f"{name}_{fmt}" in outputs}
+    else:
+        paths = {"png": outputs[name]}
+    if output.get("family") is not None:  # the family contract: its own cells, every path
+        return fn(study, comp, study.of_family(output["family"]), paths)
+    if output["kind"] == "table":  # the aggregate's own builders (aggregate.outputs)
+        return fn(study, comp).save(paths)
+    return fn(study, comp, paths["png"])
 
 
 def display_order(runs: list[dict], config: dict | None) -> list[str]:
@@ -59,10 +65,11 @@ def study_meta(runs: list[dict], config: dict | None, source: str) -> dict:
 
 
 def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, n_boot: int = 10000, seed: int = 0,
-              config: dict | None = None, source: str = "config") -> None:
+              config: dict | None = None, source: str = "config", report: list[dict] = ()) -> None:
     """runs: one per cell x seed (see `collect`); outputs: {key: path} as made by
     contrastlab.layout.output_paths (`<table>_md|csv|html`, `<figure>`) plus `landing` (rst);
-    keys not there are skipped."""
+    keys not there are skipped. report: the families' outputs as the plan declares them
+    (contrastlab.contract.Output.job_param); the outputs of every study need none."""
     study = collect(runs, baseline, display_order(runs, config), study_meta(runs, config, source))
     runs_df = study.runs
     study.meta["precision"] = ", ".join(sorted(map(str, runs_df["precision"].dropna().unique()))) or "?"
@@ -71,16 +78,14 @@ def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, n_boot: 
     comp = compare_all(study, n_boot=n_boot, seed=seed)
     for line in verdict_lines(study, comp):
         log.info("verdict: %s", line.replace("**", ""))
+    declared = {o.name: o.job_param() for o in COMMON} | {o["name"]: o for o in report}
     names = dict.fromkeys(k.rsplit("_", 1)[0] if k.rsplit("_", 1)[-1] in TABLE_FORMATS else k for k in outputs)
     for name in names:
         if name == "landing":
             continue
-        build = builder(name)
-        if any(f"{name}_{fmt}" in outputs for fmt in TABLE_FORMATS):
-            build(study, comp).write(md=outputs.get(f"{name}_md"), csv=outputs.get(f"{name}_csv"),
-                                     html_path=outputs.get(f"{name}_html"))
-        else:
-            build(study, comp, outputs[name])
+        if name not in declared:
+            raise ValueError(f"output {name!r} is planned but not declared (known: {', '.join(declared)})")
+        build(declared[name], study, comp, outputs)
         log.info("%s written", name)
     if "landing" in outputs:
         write_text(outputs["landing"], landing_page(study, comp))

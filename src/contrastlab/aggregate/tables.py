@@ -69,6 +69,10 @@ class Table:
             with atomic_path(csv) as tmp:
                 self.numeric.to_csv(tmp, index=False)
 
+    def save(self, paths: dict[str, str]) -> None:
+        """Write to {format: path} (a family builder's `paths`, contrastlab.contract)."""
+        self.write(md=paths.get("md"), csv=paths.get("csv"), html_path=paths.get("html"))
+
 
 def _inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
@@ -213,13 +217,14 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
     """Rows: the baseline, then `cells`; columns: cell, params (`params` that the cells have, and
     their other swept keys if with_sweep), metrics (mean ± std), Δ accuracy, p.
     extra: more numeric columns per cell (<m>_mean/<m>_std for m in extra_metrics)."""
+    own = {study.cells[x].family for x in cells}  # a reference of another family shows only its swept values
     cells = study.ordered(cells)
     stats = cell_stats(study, cells, [*metrics, "trainable_params"])
     if extra is not None:
         stats = stats.merge(extra, on="cell", how="left")
     c = comp.set_index("cell").loc[cells].reset_index()
     keys = param_keys(study, [x for x in cells if x != study.baseline], params, with_sweep)
-    pvals = {k: [fmt_param(param_value(study, x, k)) if study.cells[x].family != "baseline" or
+    pvals = {k: [fmt_param(param_value(study, x, k)) if study.cells[x].family in own or
                  k in study.cells[x].sweep else "" for x in cells] for k in keys}
     shown = pd.DataFrame({"cell": [cell_label(study, x) for x in cells],
                           **({"family": stats["family"].to_numpy()} if with_family else {}), **pvals})

@@ -3,21 +3,26 @@
 Adding a family is adding a package `families/<name>/`; nothing else lists the families.
 
     __init__.py   `Params`: its `loss:` keys (a `contrastlab.config.LossParams`), and `OUTPUTS`:
-                  the tables and figures it adds to the report, if any. Torch-free: the DAG build
-                  reads it.
+                  the tables and figures it adds to the report, if any, each a
+                  `contrastlab.contract.Output` naming its builder and caption. Torch-free: the DAG
+                  build reads it.
     objective.py  `build(params, model) -> Objective` (contrastlab.objective). Only a cell's own
                   family's objective is imported by its training job, so only that code (and what
                   it imports) is in the cell's code hash (contrastlab.provenance).
-    report.py     one builder per name in `OUTPUTS`, `builder(study, comparisons, paths)`
-                  (the aggregate job imports it).
+    report.py     the builders its `OUTPUTS` name, `builder(study, comp, cells, paths)`
+                  (contrastlab.contract); <name>.rst beside it: their captions.
+
+A family's report imports the aggregate's helpers; the aggregate imports no family.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 from types import ModuleType
 
 from ..config import ConfigError, LossParams, validate
+from ..contract import Output
 
 NAMES: tuple[str, ...] = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg))
 
@@ -45,15 +50,7 @@ def build_objective(family: str, loss: dict | None, model):
     return importlib.import_module(objective_module(family)).build(params, model)
 
 
-def outputs(family: str) -> list:
-    """The tables and figures the family adds (contrastlab.layout.Output)."""
-    return list(getattr(spec(family), "OUTPUTS", []))
+def outputs(family: str) -> list[Output]:
+    """The tables and figures the family adds (its OUTPUTS), each marked as the family's."""
+    return [replace(o, family=family) for o in getattr(spec(family), "OUTPUTS", [])]
 
-
-def report_module(family: str) -> str:
-    """The module of the family's table and figure builders (absent when it adds none)."""
-    return f"{__name__}.{family}.report"
-
-
-def report_builder(family: str, name: str):
-    return getattr(importlib.import_module(report_module(family)), name)

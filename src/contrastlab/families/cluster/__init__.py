@@ -7,12 +7,16 @@ views [B, n_clusters, D]. Empty clusters (fewer real tokens than clusters) are p
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from ...config import ContrastParams
-from ...layout import Output
+from ...contract import Output
 
-OUTPUTS = [Output("cluster", "table", "Clustered token views: number of clusters")]
+HERE = Path(__file__).parent  # the captions sit beside the code
+OUTPUTS = [Output("cluster", "table", "Clustered token views: number of clusters",
+                  f"{__name__}.report:cluster", HERE / "cluster.rst")]
 
 
 class Params(ContrastParams):

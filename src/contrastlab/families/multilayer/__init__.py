@@ -11,15 +11,19 @@ constant with no gradient, and the DAG build stops such a cell.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from ...config import ContrastParams
-from ...layout import Output
+from ...contract import Output
 
-OUTPUTS = [Output("multilayer", "table", "Multi-layer contrast: layer sets x level"),
-           Output("multilayer_bars", "figure", "Multi-layer contrast: accuracy by layer set and level")]
+HERE = Path(__file__).parent  # the captions sit beside the code
+OUTPUTS = [Output("multilayer", "table", "Multi-layer contrast: layer sets x level",
+                  f"{__name__}.report:multilayer", HERE / "multilayer.rst"),
+           Output("multilayer_bars", "figure", "Multi-layer contrast: accuracy by layer set and level",
+                  f"{__name__}.report:multilayer_bars", HERE / "multilayer_bars.rst")]
 
 
 class Params(ContrastParams):

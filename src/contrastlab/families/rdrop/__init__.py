@@ -9,15 +9,19 @@ whatever `grad_accum` splits it into.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from ...config import LossParams
-from ...layout import Output
+from ...contract import Output
 
-OUTPUTS = [Output("rdrop", "table", "R-Drop: one- vs two-stage, accuracy and cost"),
-           Output("rdrop_cost", "figure", "R-Drop: one- vs two-stage cost")]
+HERE = Path(__file__).parent  # the captions sit beside the code
+OUTPUTS = [Output("rdrop", "table", "R-Drop: one- vs two-stage, accuracy and cost",
+                  f"{__name__}.report:rdrop", HERE / "rdrop.rst"),
+           Output("rdrop_cost", "figure", "R-Drop: one- vs two-stage cost",
+                  f"{__name__}.report:rdrop_cost", HERE / "rdrop_cost.rst")]
 
 
 class Params(LossParams):

@@ -10,11 +10,10 @@ import pandas as pd  # noqa: E402
 
 from ...aggregate.collect import Study  # noqa: E402
 from ...aggregate.figures import save_figure  # noqa: E402
-from ...aggregate.tables import Table, cell_stats, comparison_table, param_value, ratio_to  # noqa: E402
+from ...aggregate.tables import cell_stats, comparison_table, param_value, ratio_to  # noqa: E402
 
 
-def rdrop(study: Study, comp: pd.DataFrame) -> Table:
-    cells = study.of_family("rdrop")
+def rdrop(study: Study, comp: pd.DataFrame, cells: list[str], paths: dict[str, str]) -> None:
     everyone = study.ordered(cells)
     cost = ratio_to(study, everyone, "step_time_s", study.baseline).rename(
         columns={"step_time_s_ratio_mean": "step_time_ratio_mean", "step_time_s_ratio_std": "step_time_ratio_std"})
@@ -32,12 +31,12 @@ def rdrop(study: Study, comp: pd.DataFrame) -> Table:
                                                      "peak_memory_mb", "memory_ratio"])
     if "stages" in t.shown:
         t.shown["stages"] = [{"1": "one-stage", "2": "two-stage"}.get(s, s) for s in t.shown["stages"]]
-    return t
+    t.save(paths)
 
 
-def rdrop_cost(study: Study, comp: pd.DataFrame, path) -> None:
+def rdrop_cost(study: Study, comp: pd.DataFrame, cells: list[str], paths: dict[str, str]) -> None:
     """Bars for the baseline and each R-Drop cell: train time, step-time ratio, peak memory."""
-    cells = study.ordered(study.of_family("rdrop"))
+    cells = study.ordered(cells)
     s = cell_stats(study, cells, ["train_time_s", "peak_memory_mb"]).merge(
         ratio_to(study, cells, "step_time_s", study.baseline), on="cell")
     names = [c if c == study.baseline else
@@ -54,4 +53,4 @@ def rdrop_cost(study: Study, comp: pd.DataFrame, path) -> None:
             ax.axhline(1.0, color="k", lw=0.8, ls="--")
     fig.suptitle("R-Drop cost, mean ± std over seeds (same machine only)")
     fig.tight_layout()
-    save_figure(fig, path)
+    save_figure(fig, paths["png"])

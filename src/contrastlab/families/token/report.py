@@ -9,10 +9,9 @@ from ...aggregate.tables import COLLAPSED, SIG, Table, comparison_table, fmt_ms,
 from ...plots import plot_tsne_grid
 
 
-def token_k_alpha(study: Study, comp: pd.DataFrame) -> Table:
+def token_k_alpha(study: Study, comp: pd.DataFrame, cells: list[str], paths: dict[str, str]) -> None:
     """Markdown: a pivot, rows k (and any other swept key), columns alpha, entries test accuracy
     mean ± std with ✱ where its difference to the baseline is real. CSV: one row per cell."""
-    cells = study.of_family("token")
     long = comparison_table(study, comp, cells, ["accuracy"], ["k", "alpha"], "")
     num = long.numeric
     rows = [k for k in param_keys(study, cells, ["k", "alpha"]) if k != "alpha"]
@@ -35,7 +34,7 @@ def token_k_alpha(study: Study, comp: pd.DataFrame) -> Table:
             f"{SIG} = Δ = cell − reference accuracy is real (Holm-adjusted p < 0.05); {COLLAPSED} = the cell "
             f"collapsed (see the headline); the CSV has every cell's Δ, interval, p, trainable parameters and loss "
             f"(and the baseline as its first row).")
-    return Table("Token-level contrast: k x alpha", note, shown, num)
+    Table("Token-level contrast: k x alpha", note, shown, num).save(paths)
 
 
 def _num_key(x):
@@ -45,8 +44,7 @@ def _num_key(x):
         return (1, 0.0, str(x))
 
 
-def tsne_k_alpha(study: Study, comp: pd.DataFrame, path) -> None:
-    cells = study.of_family("token")
+def tsne_k_alpha(study: Study, comp: pd.DataFrame, cells: list[str], paths: dict[str, str]) -> None:
     panels, names = {}, None
     for c in sorted(cells, key=lambda c: (float(param_value(study, c, "k") or 0),
                                           float(param_value(study, c, "alpha") or 0))):
@@ -57,5 +55,5 @@ def tsne_k_alpha(study: Study, comp: pd.DataFrame, path) -> None:
         panels[(f"k = {fmt_param(param_value(study, c, 'k'))}",
                 f"α = {fmt_param(param_value(study, c, 'alpha'))}")] = (t["xy"], t["labels"])
     if not panels:
-        return placeholder(path, "No t-SNE maps of token-family cells in this grid.")
-    plot_tsne_grid(panels, names, path, title="t-SNE of the final [CLS] (probe split), token-level contrast")
+        return placeholder(paths["png"], "No t-SNE maps of token-family cells in this grid.")
+    plot_tsne_grid(panels, names, paths["png"], title="t-SNE of the final [CLS] (probe split), token-level contrast")
