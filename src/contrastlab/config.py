@@ -177,6 +177,20 @@ class ProbeConfig(Section):
     tsne_perplexity: float = Field(30, gt=0, description="t-SNE perplexity")
 
 
+# ---- analysis --------------------------------------------------------------------------------
+
+class AnalysisConfig(Section):
+    """How the aggregate judges a difference (contrastlab.stats; README "What the tables say").
+    The aggregate's params: a change reruns the aggregate, no cell."""
+    equivalence_margin: float = Field(0.01, gt=0, lt=1, description="δ of the equivalence test (TOST): a Δ whose 90% "
+                                      "interval lies inside ±δ is 'equivalent'; 0.01 = one accuracy point, about a "
+                                      "fine-tuned encoder's seed-to-seed spread")
+    seed_sd: float | None = Field(None, ge=0, description="SD of one seed's Δ over seeds from a pilot study (its "
+                                  "headline.csv column seed_sd), for one-seed comparisons; default: pooled over "
+                                  "this study's multi-seed comparisons, else the verdict is provisional")
+    n_boot: int = Field(1000, ge=100, description="bootstrap draws of the Almost Stochastic Order test (>= 5 seeds)")
+
+
 # ---- loss params: the base of every family's Params --------------------------------------------
 
 class LossParams(Section):
@@ -258,6 +272,7 @@ class StudyConfig(Section):
     train: TrainConfig = TrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     probe: ProbeConfig = ProbeConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     seeds: list[int] = Field([1], min_length=1, description="every cell runs once per seed")
     baseline: str = Field("baseline", description="the experiment every cell is compared with unless it sets compare_to")
     experiments: dict[str, ExperimentConfig] = Field(min_length=1, description="named recipes (required)")

@@ -11,7 +11,7 @@ rule aggregate:
     params:
         runs=aggregate_runs(),
         baseline=PLAN.baseline,
-        n_boot=10000,
+        analysis=PLAN.study.analysis.model_dump(),
         attempts=attempts_of("aggregate"),
         code=code_hash(os.path.join(SCRIPTS, "aggregate.py"),
                        *(f"contrastlab.families.{f}.report" for f in PLAN.families)),
