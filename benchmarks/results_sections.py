@@ -102,8 +102,11 @@ def section_accuracy(r: dict) -> list[str]:
              (f"{r['max_steps']} optimizer steps" if r.get("max_steps") else f"{r['epochs']} epochs")
              + f" of {r['batch_size']} x {r['grad_accum']}, the default study's recipe")
     lines = [f"Each cell trained by `contrastlab.train.train` on the default prepared data in fp32 and in bf16, same "
-             f"seed ({r['seed']}) and config otherwise; {scope}. Δ = bf16 − fp32 test accuracy, paired bootstrap "
-             f"95% interval over the test examples ({r['n_boot']} draws), McNemar p on the same predictions. "
+             f"seed ({r['seed']}) and config otherwise; {scope}. Δ = bf16 − fp32 test accuracy, "
+             + (f"paired bootstrap 95% interval over the test examples ({r['n_boot']} draws; recorded before the "
+                "t interval of contrastlab.stats)" if "n_boot" in r else
+                "paired t 95% interval over the test examples (contrastlab.stats.paired_difference)")
+             + ", McNemar p on the same predictions. "
              "One seed per arm: the interval covers the test-set sampling, not training's seed-to-seed spread.", "",
              "| cell | family | n test | fp32 acc | bf16 acc | Δ (bf16 − fp32) | 95% interval | McNemar p | "
              "discordant (fp32 only / bf16 only right) | verdict |",
