@@ -299,8 +299,8 @@ def test_collapsed_cell_is_marked_in_every_table_and_its_verdict_says_collapsed(
                    better(1))]
     forest_input = []
     plot_forest = figures.plot_forest
-    monkeypatch.setattr(figures, "plot_forest", lambda df, path, **kw: (forest_input.append(df.copy()),
-                                                                        plot_forest(df, path, **kw)))
+    monkeypatch.setattr(figures, "plot_forest", lambda df, path, **kw: forest_input.append(
+        (df.copy(), plot_forest(df, path, **kw))))
     outputs = {k: v for k, v in all_outputs(tmp_path, ["baseline", "scl"]).items()
                if k.split("_")[0] in ("headline", "scl", "representation", "forest", "landing")}
     aggregate(runs, outputs, baseline="baseline", analysis={"seed_sd": 0.0})
@@ -318,8 +318,10 @@ def test_collapsed_cell_is_marked_in_every_table_and_its_verdict_says_collapsed(
     line = next(l for l in Path(outputs["headline_md"]).read_text().splitlines() if l.startswith("- **scl_viewsone**"))
     assert "→ **collapsed**" in line and reason in line
     assert reason in Path(outputs["landing"]).read_text()
-    (df,) = forest_input
+    ((df, drawn),) = forest_input
     assert df.set_index("cell")["verdict"].to_dict() == {"scl_viewsone": "collapsed", "scl_viewsmulti": "better"}
+    lo, hi = drawn["xlim"]  # the axis spans the real comparison (Δ +0.08), the collapsed cell (−0.3) is at its edge
+    assert -0.05 < lo < 0 and drawn["edge"] == {"scl_viewsone": lo} and hi > 0.08
     assert Path(outputs["forest"]).read_bytes()[:8] == PNG_MAGIC
 
 
@@ -415,7 +417,7 @@ def test_token_table_is_k_rows_by_alpha_columns(results):
 def test_every_figure_is_a_valid_png(results):
     _, outputs = results
     figs = [p for p in outputs.values() if p.endswith(".png")]
-    assert {f.rsplit("/", 1)[1] for f in figs} == {"forest.png", "loss_curves.png", "grad_norm.png", "val_curves.png",
+    assert {f.rsplit("/", 1)[1] for f in figs} == {"forest.png", "seed_scores.png", "loss_curves.png", "grad_norm.png", "val_curves.png",
                                                    "rdrop_cost.png", "tsne_k_alpha.png", "multilayer_bars.png"}
     for f in figs:
         data = open(f, "rb").read()

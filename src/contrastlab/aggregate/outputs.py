@@ -14,6 +14,7 @@ COMMON = [
     Output("headline", "table", "Headline: the verdict and the test metrics of every cell"),
     Output("representation", "table", "Representation of the final [CLS]: probes"),
     Output("forest", "figure", "Difference to the reference with its 95% interval"),
+    Output("seed_scores", "figure", "Test accuracy per seed, cell by cell"),
     Output("loss_curves", "figure", "Training loss by family"),
     Output("grad_norm", "figure", "Gradient norm by family"),
     Output("val_curves", "figure", "Validation accuracy and loss by family"),
