@@ -328,7 +328,7 @@ def test_collapsed_cell_is_marked_in_every_table_and_its_verdict_says_collapsed(
 def test_every_comparison_table_shows_trainable_parameters_and_the_loss_form(results):
     root, _ = results
     forms = {"baseline": "CE", "scl_gunel": GUNEL_FORM, "scl_viewsone": "CE + 0.2·SupCon",
-             "rdrop_stages2": "CE1 + CE2 + 0.2·KL (batchmean)", "token_alpha0.5_k60": "CE + 0.5·SupCon"}
+             "rdrop_stages2": "CE1 + CE2 + 0.2·KL (batchmean)", "token_alpha0.5_k60": "CE + 0.5·SupCon over top-60 tokens"}
     for name in [*COMPARISON_TABLES, "token_k_alpha"]:
         t = pd.read_csv(root / "tables" / f"{name}.csv").set_index("cell")
         assert t.loc["baseline", "trainable_params_mean"] == FULL, name

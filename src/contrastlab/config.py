@@ -25,7 +25,7 @@ Values are typed strictly: a quoted "0.3" is text, not a number, and "false" is 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -228,6 +228,13 @@ class ContrastParams(LossParams):
     focal_gamma: float = Field(2.0, ge=0, description="focal CE gamma")
     proj_dim: int | None = Field(None, ge=1, description="projection head: linear to proj_dim before the loss")
     memory: int = Field(0, ge=0, description="past contrast sets of detached views added to each (0 = off)")
+    # What the term is, for the tables (form) and for the objective (contrastlab.contrastive):
+    SUPERVISED: ClassVar[bool] = True  # positives share a label; False: a sample's own views (labels unused)
+    TERM: ClassVar[str] = "SupCon"  # the name of the `contrast: supcon` term in this family
+
+    def views_label(self) -> str:
+        """What the term contrasts, when not the final [CLS] ("top-30 tokens")."""
+        return ""
 
     @model_validator(mode="after")
     def _convex_weight(self):
@@ -241,7 +248,9 @@ class ContrastParams(LossParams):
 
     def form(self) -> str:
         ce = "focal CE" if self.ce == "focal" else "CE"
-        term = {"supcon": "SupCon", "focal": "focal SupCon", "margin": "margin"}[self.contrast]
+        term = {"supcon": self.TERM, "focal": "focal SupCon", "margin": "margin"}[self.contrast]
+        term = term if self.SUPERVISED else f"unsupervised {term}"
+        term = f"{term} over {self.views_label()}" if self.views_label() else term
         term = f"{term} (sum over anchors)" if self.reduction == "sum" else term
         if self.weighting == "convex":
             return f"(1 − {self.alpha:g})·{ce} + {self.alpha:g}·{term}"

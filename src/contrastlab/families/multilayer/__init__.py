@@ -29,3 +29,7 @@ class Params(ContrastParams):
 
     def contrast_layers(self) -> list[int]:
         return list(self.layers)
+
+    def views_label(self) -> str:
+        views = "[CLS] + a dropout view" if self.level == "sentence" else f"top-{self.k} tokens"
+        return f"{views} of layers {','.join(map(str, self.layers))} (mean over layers)"
