@@ -91,10 +91,11 @@ def difference_batch(ref: np.ndarray, cell: np.ndarray, paired_seeds: bool = Tru
         if s > 1:
             v_seed_one = np.maximum(ms_s - ms_r, 0.0) / n  # σ²_u: one seed's Δ, over seeds
             sn = s * n
-            # Var(Δ) = (MS_s + MS_e − MS_r) / SN, at least the largest mean square over SN (a
-            # variance part cannot be negative); df by Satterthwaite over all three mean squares, so
-            # that a seed part estimated near 0 still costs degrees of freedom
-            var = np.maximum.reduce([ms_s + ms_e - ms_r, ms_s, ms_e, ms_r]) / sn
+            # Var(Δ) = (MS_s + MS_e − MS_r) / SN, unbiased; not floored at a part's value (a floor
+            # cuts the estimate's lower tail, and t on Satterthwaite's df is then conservative); in
+            # the rare case it is not positive, the larger of MS_e and MS_s over SN
+            num = ms_s + ms_e - ms_r
+            var = np.where(num > 0, num, np.maximum(ms_e, ms_s)) / sn
             denom = (ms_s / sn) ** 2 / (s - 1) + (ms_e / sn) ** 2 / (n - 1) + (ms_r / sn) ** 2 / ((s - 1) * (n - 1))
             with np.errstate(divide="ignore", invalid="ignore"):
                 df = np.minimum(np.where(denom > 0, var ** 2 / denom, BIG_DF), BIG_DF)
@@ -123,6 +124,7 @@ def difference_batch(ref: np.ndarray, cell: np.ndarray, paired_seeds: bool = Tru
     se = np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         tstat = np.where(se > 0, diff / se, np.where(diff == 0, 0.0, np.inf * np.sign(diff)))
+    df = np.maximum(df, 1.0)  # Satterthwaite can fall below 1 when a part is estimated near 0
     p = 2 * student_t.sf(np.abs(tstat), df)
     half = student_t.ppf((1 + ci) / 2, df) * se
     return {"diff": diff, "se": se, "df": df, "t": tstat, "p": p, "lo": diff - half, "hi": diff + half,
@@ -207,12 +209,17 @@ def detectable(se: float, df: float = math.inf, alpha: float = 0.05, power: floa
     if not math.isfinite(df) or df >= 1000:  # the normal, to 3 decimals
         return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
     crit = student_t.ppf(1 - alpha / 2, df)
+
     def short(d):  # power at ncp d minus the target (the lower tail counts: the test is two-sided)
         return nct.sf(crit, df, d) + np.nan_to_num(nct.cdf(-crit, df, d)) - power
     hi = crit + 4.0
-    while short(hi) < 0:
-        hi *= 2
-    ncp = brentq(short, 0.0, hi)
+    with np.errstate(all="ignore"):
+        while short(hi) < 0 and hi < 1e4:
+            hi *= 2
+        try:
+            ncp = brentq(short, 0.0, hi)
+        except ValueError:  # the noncentral t did not converge (df near 1): the usual approximation
+            ncp = crit + student_t.ppf(power, df)
     return float(ncp * se)
 
 
