@@ -228,12 +228,12 @@ def seeds_to_detect(diff: float, n: int, var_examples_one: float, seed_var: floa
     """Seeds per arm (paired) at which a true Δ of `diff` is detected with this power at level
     alpha, by the variance model: se²(S) = σ²_e/N + (σ²_u + σ²_r/N)/S with df by Satterthwaite.
     var_examples_one = σ²_e/N, seed_var = σ²_u (estimated on seed_var_df degrees of freedom: it is
-    taken at its upper 60% bound, σ̂²·df/χ²_df(0.4): a few seeds mostly underestimate it),
+    taken at its upper 70% bound, σ̂²·df/χ²_df(0.3): a few seeds mostly underestimate it),
     interaction_one = σ²_r/N. inf beyond `most` or when diff is 0."""
     if diff == 0:
         return math.inf
     if math.isfinite(seed_var_df) and seed_var_df < BIG_DF:
-        seed_var = seed_var * seed_var_df / chi2.ppf(0.4, seed_var_df)
+        seed_var = seed_var * seed_var_df / chi2.ppf(0.3, seed_var_df)
     for s in range(2, most + 1):
         per_seed = (seed_var + interaction_one) / s
         var = var_examples_one + per_seed
