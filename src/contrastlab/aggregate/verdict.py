@@ -54,6 +54,8 @@ def verdict_lines(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> lis
             if not pd.isna(need):
                 extra += (f"; a true Δ of {abs(r['diff']):.3f} needs > 1000 seeds" if math.isinf(need) else
                           f"; a true Δ of {abs(r['diff']):.3f} needs {int(need)} seeds for 80% power")
+        if not pd.isna(r["aso_eps_min"]):  # Almost Stochastic Order over the seeds (>= 5 per arm)
+            extra += f"; ASO ε_min {r['aso_eps_min']:.2f} (< 0.5: the cell's seeds score higher)"
         lines.append(f"{head} → **{word}** ({size}; {source}){extra}")
     return lines
 
