@@ -380,7 +380,7 @@ def test_landing_page_states_the_study_and_lists_the_verdict(results):
     assert [l.split("**")[1] for l in lines] == [c for c in head.index if c != "baseline"]
     for l in lines:
         cell = l.split("**")[1]
-        assert f"→ **{head.loc[cell, 'verdict']}**" in l
+        assert f"→ **{head.loc[cell, 'verdict']}" in l  # "equivalent" reads "equivalent within ±δ"
     md = (root / "tables" / "headline.md").read_text()
     assert all(f"- {l}" in md for l in lines)  # the headline's verdict is the same list
 
