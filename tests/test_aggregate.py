@@ -483,7 +483,14 @@ def test_a_cell_compared_with_a_collapsed_reference_gets_no_better_or_worse_verd
     assert head.loc["lora", "verdict"] == "collapsed"
     assert head.loc["token_alpha0.2_k30", "verdict"] == "reference collapsed"  # its Δ is large, but to a broken arm
     line = next(l for l in Path(outputs["headline_md"]).read_text().splitlines() if l.startswith("- **token"))
-    assert "reference collapsed" in line and "says nothing of the method" in line
+    assert "reference collapsed" in line and "says nothing of the method" in line and "outside Holm's family" in line
+    # issue 18: both comparisons leave Holm's family and get no ✱, though their p-values are tiny
+    assert head.loc[["lora", "token_alpha0.2_k30"], "p_holm"].isna().all()
+    assert not head.loc[["lora", "token_alpha0.2_k30"], "significant"].any()
+    assert head.loc["token_alpha0.2_k30", "p"] < 1e-6
+    rows = md_rows(outputs["headline_md"])
+    assert not any("✱" in r["Δ accuracy [95% CI]"] for r in rows.values())
+    assert "outside Holm's family" in Path(outputs["headline_md"]).read_text()
 
 
 def test_five_seeds_get_almost_stochastic_order_beside_the_t_test_and_equivalence_is_told_from_undecided(tmp_path):
