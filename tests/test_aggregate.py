@@ -505,3 +505,23 @@ def test_five_seeds_get_almost_stochastic_order_beside_the_t_test_and_equivalenc
     assert comp.loc["up", "verdict"] == "better" and comp.loc["down", "verdict"] == "worse"
     assert comp.loc["same", "verdict"] == "equivalent" and -0.01 < comp.loc["same", "tost_lo"] < comp.loc["same", "tost_hi"] < 0.01
     assert comp.loc["same", "seed_sd_from"] == "these seeds"
+
+
+def test_a_one_seed_cell_borrows_the_seed_variance_of_the_study_and_the_line_says_so(tmp_path):
+    """One-seed `solo` (vs a 3-seed baseline) has no seed variance of its own: it is pooled over the
+    study's multi-seed comparison (`multi`, 3 seeds), and the line names that source; it is then
+    judged (better), not provisional. With analysis.seed_sd the pilot is named instead."""
+    runs = [run_of(tmp_path, "baseline", s, "baseline", "baseline", {}, {}, base_correct(s)) for s in SEEDS]
+    runs += [run_of(tmp_path, "multi", s, "multi", "baseline", {}, {}, changed(s, 30, 25)) for s in SEEDS]
+    runs.append(run_of(tmp_path, "solo", 1, "solo", "baseline", {}, {}, better(1)))
+    study = collect(runs, "baseline")
+    comp = compare_all(study).set_index("cell")
+    assert comp.loc["solo", "seed_sd_from"] == "pooled over this study's 1 multi-seed comparison"
+    assert comp.loc["solo", "seed_sd"] == pytest.approx(comp.loc["multi", "seed_sd"])
+    assert comp.loc["solo", "verdict"] == "better"
+    line = next(l for l in verdict_lines(study, compare_all(study)) if l.startswith("**solo**"))
+    assert "from pooled over this study's 1 multi-seed comparison" in line
+    piloted = compare_all(study, {"seed_sd": 0.02}).set_index("cell")
+    assert piloted.loc["solo", "seed_sd_from"] == "analysis.seed_sd (a pilot)"
+    # unpaired: the baseline's seed part is measured on its 3 seeds, solo's is half the pilot's Δ variance
+    assert piloted.loc["solo", "seed_sd"] ** 2 >= 0.02 ** 2 / 2
