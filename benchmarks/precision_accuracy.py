@@ -8,7 +8,7 @@ baseline that the token and cluster cells are compared with. Each is trained by
 `contrastlab.train.train` on the default study's prepared data, twice: train.precision fp32 and
 bf16, with the same seed, data and config otherwise (the default study's recipe: 2 epochs of
 config.yaml's batch). Per cell: test accuracy in both, the difference Δ = bf16 − fp32 with its
-paired bootstrap 95% interval over the test examples (contrastlab.stats.paired_bootstrap on the
+paired t 95% interval over the test examples (contrastlab.stats.paired_difference on the
 per-example correctness of predictions.csv) and McNemar's p (contrastlab.stats.mcnemar).
 Verdict per cell: "within" when the interval includes 0 or bf16 is better, else "bf16 worse
 beyond its 95% interval". Goal: no cell worse beyond its interval.
@@ -38,10 +38,9 @@ from _common import FAMILY_CELLS, cell_paths, default_cell, default_runtime, pre
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from contrastlab.stats import mcnemar, paired_bootstrap  # noqa: E402
+from contrastlab.stats import mcnemar, paired_difference  # noqa: E402
 from contrastlab.train import train  # noqa: E402
 
-N_BOOT = 10000
 
 
 def correctness(path: str) -> np.ndarray:
@@ -89,11 +88,11 @@ def main() -> None:
                                    "train_time_s": metrics["train_time_s"], "job_s": time.perf_counter() - t,
                                    "collapsed": metrics.get("collapsed"), "correct": correctness(out["predictions"])}
             a, b = arms["fp32"].pop("correct"), arms["bf16"].pop("correct")
-            boot = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)  # diff = b - a = bf16 - fp32
+            boot = paired_difference(a, b)  # diff = b - a = bf16 - fp32, paired t over the test examples
             mc = mcnemar(a, b)
             row = {"cell": cell, "family": cfg.family, "n_test": int(len(a)), "fp32": arms["fp32"], "bf16": arms["bf16"],
                    "diff": boot["diff"], "lo": boot["lo"], "hi": boot["hi"], "se": boot["se"],
-                   "bootstrap_p": boot["p"], "mcnemar_p": mc["p"], "mcnemar": mc,
+                   "paired_p": boot["p"], "mcnemar_p": mc["p"], "mcnemar": mc,
                    "verdict": verdict(boot["diff"], boot["lo"], boot["hi"])}
             rows.append(row)
             print(f"{cell:<42} fp32 {arms['fp32']['accuracy']:.4f}  bf16 {arms['bf16']['accuracy']:.4f}  "
@@ -103,7 +102,7 @@ def main() -> None:
     worse = [r["cell"] for r in rows if r["verdict"].startswith("bf16 worse")]
     cfg0 = default_cell("baseline")
     write_result("precision_accuracy", {
-        "quick": args.quick, "cells": rows, "n_boot": N_BOOT, "max_steps": args.max_steps,
+        "quick": args.quick, "cells": rows, "max_steps": args.max_steps,
         "epochs": cfg0.train.epochs, "batch_size": cfg0.train.batch_size, "grad_accum": cfg0.train.grad_accum,
         "seed": cfg0.seed, "threads": runtime.threads, "worse": worse, "met": not worse}, args.out)
     print(f"cells worse in bf16 beyond their 95% interval: {worse or 'none'} -> {'MET' if not worse else 'MISSED'}")

@@ -102,8 +102,11 @@ def section_accuracy(r: dict) -> list[str]:
              (f"{r['max_steps']} optimizer steps" if r.get("max_steps") else f"{r['epochs']} epochs")
              + f" of {r['batch_size']} x {r['grad_accum']}, the default study's recipe")
     lines = [f"Each cell trained by `contrastlab.train.train` on the default prepared data in fp32 and in bf16, same "
-             f"seed ({r['seed']}) and config otherwise; {scope}. Δ = bf16 − fp32 test accuracy, paired bootstrap "
-             f"95% interval over the test examples ({r['n_boot']} draws), McNemar p on the same predictions. "
+             f"seed ({r['seed']}) and config otherwise; {scope}. Δ = bf16 − fp32 test accuracy, "
+             + (f"paired bootstrap 95% interval over the test examples ({r['n_boot']} draws; recorded before the "
+                "t interval of contrastlab.stats)" if "n_boot" in r else
+                "paired t 95% interval over the test examples (contrastlab.stats.paired_difference)")
+             + ", McNemar p on the same predictions. "
              "One seed per arm: the interval covers the test-set sampling, not training's seed-to-seed spread.", "",
              "| cell | family | n test | fp32 acc | bf16 acc | Δ (bf16 − fp32) | 95% interval | McNemar p | "
              "discordant (fp32 only / bf16 only right) | verdict |",
@@ -225,6 +228,32 @@ def section_dag(r: dict) -> list[str]:
     return lines
 
 
+def section_calibration(r: dict) -> list[str]:
+    b = r["bands"]
+    lines = [f"Simulated studies of known truth (contrastlab.simulate), {r['reps']} replicates per cell; truth "
+             "\"seeds\": about one accuracy point of seed-to-seed spread, \"examples\": almost none (seed x example "
+             "noise dominates). S = 1 takes the seed variance from a pilot (analysis.seed_sd). Bands (issue 18): "
+             f"false positives {b['false_positives']}, power at the reported MDD {b['power']}, coverage of the "
+             f"95% interval {b['coverage']}. Planted: the seeds averaged before the test (issue 24).", "",
+             "| truth | S | N | false positives | MDD | power at MDD | coverage | planted: false positives |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def mark(x, band):
+        return f"{x:.3f}" if band[0] <= x <= band[1] else f"**{x:.3f}** (out)"
+    for c in r["cells"]:
+        planted = "—" if c["planted_false_positives"] is None else f"{c['planted_false_positives']:.3f}"
+        lines.append(f"| {c['truth']} | {c['seeds']} | {c['n']} | {mark(c['false_positives'], b['false_positives'])} | "
+                     f"{c['mdd']:.4f} | {mark(c['power'], b['power'])} | {mark(c['coverage'], b['coverage'])} | "
+                     f"{planted} |")
+    lines += ["", "Family-wise error of Holm's verdicts over 14 null comparisons sharing one reference (N = 1000; "
+              f"band <= {b['fwer']}): " + "; ".join(f"{t}: " + ", ".join(f"S = {s}: {v:.3f}" for s, v in f.items())
+                                                   for t, f in r["fwer"].items()) + ".",
+              f"A 3-seed pilot recommends {r['recommended_seeds']} seeds for a true Δ of 0.012 (N = 1000); "
+              f"running them detects it in {r['recommended_power']:.3f} of studies (band >= {b['recommended_power']}).",
+              f"Wall time {r['wall_s'] / 60:.1f} min."]
+    return lines
+
+
 SECTIONS = [  # (result name, title, section builder)
     ("trainer_vs_ours", "Training loop vs the Hugging Face Trainer (fp32 and bf16)", section_trainer),
     ("precision_speed", "Training samples/s: bf16 vs fp32, baseline and every family", section_precision_speed),
@@ -235,6 +264,7 @@ SECTIONS = [  # (result name, title, section builder)
     ("startup", f"Job start-up before the first forward: before ({BEFORE_COMMIT}) and after", section_startup),
     ("probe_speed", "Probe stage vs the reference evaluation", section_probe),
     ("dag_timing", "The DAG", section_dag),
+    ("calibration", "Calibration of the verdict's statistics (issue 18)", section_calibration),
 ]
 NUMBER = {name: i + 1 for i, (name, _, _) in enumerate(SECTIONS)}
 

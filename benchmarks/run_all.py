@@ -40,6 +40,7 @@ BENCHMARKS = [
     ("startup", "startup.py", [], {}, 900),
     ("probe_speed", "probe_speed.py", [], {}, 900),  # two 20,000-point sizes: ~5 min on 2 cores
     ("dag_timing", "dag_timing.py", [], {}, 900),
+    ("calibration", "calibration.py", [], {}, 1800),
 ]
 
 

@@ -73,9 +73,10 @@ def test_bars_and_forest_are_valid_pngs(tmp_path, monkeypatch):
                          "acc": [0.90, 0.91, 0.89, 0.92], "std": [0.01, 0.005, 0.01, 0.02]})
     plot_bars(bars, "layers", "acc", "std", "level", tmp_path / "bars.png")
     assert_png(tmp_path / "bars.png")
-    forest = pd.DataFrame({"cell": ["scl", "rdrop", "token", "lora"], "diff": [0.01, -0.02, 0.002, -0.3],
-                           "lo": [0.004, -0.03, -0.006, -0.32], "hi": [0.016, -0.01, 0.01, -0.28],
-                           "verdict": ["better", "worse", "no detectable difference", "collapsed"]})
+    forest = pd.DataFrame({"cell": ["scl", "rdrop", "token", "lora", "tok_lora"], "diff": [0.01, -0.02, 0.002, -0.3, 0.25],
+                           "lo": [0.004, -0.03, -0.006, -0.32, 0.2], "hi": [0.016, -0.01, 0.01, -0.28, 0.3],
+                           "mdd": [0.008, 0.012, 0.011, 0.02, 0.02],
+                           "verdict": ["better", "worse", "undecided", "collapsed", "reference collapsed"]})
     import matplotlib.axes
     labels = []
     set_yticks = matplotlib.axes.Axes.set_yticks
@@ -86,12 +87,16 @@ def test_bars_and_forest_are_valid_pngs(tmp_path, monkeypatch):
 
     def record(ax, *args, **kw):
         if len(args) >= 2 and np.ndim(args[0]) == 0:  # the point estimate of a row
-            colors[float(args[0])] = (kw.get("color"), args[2] if len(args) > 2 else None)
+            colors[float(args[1])] = (kw.get("color"), args[2] if len(args) > 2 else None)
         return plot(ax, *args, **kw)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", record)
-    plot_forest(forest, tmp_path / "forest.png", title="Δ")
+    drawn = plot_forest(forest, tmp_path / "forest.png", title="Δ", margin=0.01)
     assert_png(tmp_path / "forest.png")
-    assert labels == ["scl", "rdrop", "token", "lora (collapsed)"]
-    assert colors[0.01][0] == "C2" and colors[-0.02][0] == "C3" and colors[0.002][0] == "0.55"
-    assert colors[-0.3] == ("k", "x")
+    assert labels == ["scl (better)", "rdrop (worse)", "token", "lora (collapsed)", "tok_lora (reference collapsed)"]
+    # rows from the top: y = 4 (scl) .. 0 (tok_lora)
+    assert colors[4][0] == "C2" and colors[3][0] == "C3" and colors[2][0] == "0.55"
+    lo, hi = drawn["xlim"]
+    # issue 23: the axis spans the real comparisons (their intervals, MDDs and the margin), not the collapse
+    assert -0.04 < lo < -0.03 and 0.016 < hi < 0.03
+    assert drawn["edge"] == {"lora": lo, "tok_lora": hi} and colors[1] == ("k", "<") and colors[0] == ("k", ">")

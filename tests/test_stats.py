@@ -1,72 +1,48 @@
-"""Paired bootstrap, McNemar, Holm, detectable differences: real differences found, null ones not,
-hand-checked values."""
+"""The variance model's test, McNemar, Holm, detectable differences: hand-checked values (the
+calibration against simulated truth is in test_calibration.py)."""
 import math
 
 import numpy as np
 import pytest
 
-from contrastlab.stats import detectable, format_mean_std, holm, mcnemar, paired_bootstrap, seeds_to_detect
+from contrastlab.stats import (detectable, format_mean_std, holm, holm_levels, mcnemar, paired_difference, pool_seed_var,
+                               seeds_to_detect)
 
 
-def test_bootstrap_detects_a_real_ten_point_difference():
-    rng = np.random.default_rng(0)
-    a = rng.random(2000) < 0.7
-    b = a.copy()
-    b[np.flatnonzero(~a)[:200]] = True  # b also gets 200 more examples (10%) right
-    r = paired_bootstrap(a[None], b[None], n_boot=2000, seed=0)
-    assert r["diff"] == pytest.approx(0.10)
-    assert r["lo"] > 0 and r["p"] < 0.01
-
-
-def test_bootstrap_does_not_flag_a_null_difference():
-    rng = np.random.default_rng(1)
-    a, b = rng.random((3, 2000)) < 0.8, rng.random((3, 2000)) < 0.8
-    r = paired_bootstrap(a, b, n_boot=2000, seed=0)
-    assert r["lo"] < 0 < r["hi"] and r["p"] > 0.05
-
-
-def test_bootstrap_diff_equals_plain_accuracy_difference_with_unequal_seeds():
-    rng = np.random.default_rng(2)
-    a, b = rng.random((2, 500)) < 0.6, rng.random((4, 500)) < 0.7
-    r = paired_bootstrap(a, b, n_boot=500, seed=0)  # seeds resampled independently per arm
-    assert r["diff"] == pytest.approx(b.mean() - a.mean())
-    assert r["lo"] <= r["diff"] <= r["hi"]
-
-
-def test_bootstrap_is_seeded():
-    rng = np.random.default_rng(3)
-    a, b = rng.random((2, 300)) < 0.6, rng.random((2, 300)) < 0.65
-    assert paired_bootstrap(a, b, n_boot=300, seed=5) == paired_bootstrap(a, b, n_boot=300, seed=5)
-
-
-def test_bootstrap_pairs_examples_so_a_small_consistent_gain_is_detected_where_unpaired_misses_it():
-    """b = a with 20 of 1000 errors fixed and none broken. Paired on the examples, the difference
-    only varies with how many of the 20 fixed examples a draw picks: se = sqrt((p_d - d^2) / n)
-    with p_d = 0.02 discordant and d = 0.02, and the interval excludes 0. Resampling the two arms
-    independently (an unpaired bootstrap) adds both arms' binomial noise and covers 0."""
+def test_one_seed_difference_has_the_paired_example_standard_error():
+    """b = a with 20 of 1000 errors fixed and none broken: paired on the examples, se =
+    sqrt((p_d − d²)/(n − 1)) with p_d = 0.02 discordant and d = 0.02; t on n − 1 df."""
     n = 1000
     rng = np.random.default_rng(4)
     a = np.zeros(n, bool)
     a[rng.permutation(n)[:700]] = True
     b = a.copy()
     b[np.flatnonzero(~a)[:20]] = True
-    r = paired_bootstrap(a, b, n_boot=2000, seed=0)
-    assert r["diff"] == pytest.approx(0.02)
-    assert r["lo"] > 0 and r["p"] < 0.01
-    p_d, d = 0.02, 0.02
-    assert r["se"] == pytest.approx(math.sqrt((p_d - d ** 2) / n), rel=0.1)
-
-    boot = np.random.default_rng(0)
-    unpaired = np.array([b[boot.integers(0, n, n)].mean() - a[boot.integers(0, n, n)].mean() for _ in range(2000)])
-    lo, hi = np.quantile(unpaired, [0.025, 0.975])
-    assert lo < 0 < hi  # the same data, unpaired: no difference found
-    assert unpaired.std() > 3 * r["se"]
+    r = paired_difference(a, b)
+    assert r["diff"] == pytest.approx(0.02) and r["df"] == n - 1
+    assert r["se"] == pytest.approx(math.sqrt((0.02 - 0.02 ** 2) / (n - 1)), rel=1e-9)
+    assert r["lo"] > 0 and r["p"] < 0.01 and r["seed_var_known"] is False
 
 
-def test_bootstrap_with_paired_seeds_draws_the_same_seeds_for_both_arms():
-    """Seed k of b is seed k of a plus the same 20 fixed examples: a seed-paired draw sees a
-    difference of 0.02 whatever seeds it picks; drawing each arm's seeds independently mixes in the
-    (large) spread between seeds and widens the interval."""
+def test_interval_and_p_value_come_from_one_statistic_and_never_disagree():
+    """Issue 18: N = 60, 4 fixed and 0 broken had an interval excluding 0 with p = 0.058. Now the
+    interval excludes 0 exactly when p < 0.05, over many small random cases."""
+    rng = np.random.default_rng(7)
+    a = np.zeros(60, bool)
+    b = a.copy()
+    b[:4] = True
+    r = paired_difference(a, b)
+    assert (r["lo"] > 0) == (r["p"] < 0.05)
+    for _ in range(300):
+        s, n = rng.integers(1, 4), rng.integers(20, 80)
+        x, y = rng.random((s, n)) < 0.7, rng.random((s, n)) < rng.uniform(0.6, 0.9)
+        r = paired_difference(x, y)
+        assert (r["lo"] > 0 or r["hi"] < 0) == (r["p"] < 0.05 - 1e-12) or abs(r["p"] - 0.05) < 1e-9
+
+
+def test_paired_seeds_with_a_constant_per_seed_gain_detect_it_despite_a_large_seed_spread():
+    """Seed k of b is seed k of a plus the same 20 fixed examples: seed-paired, Δ is 0.02 in
+    every seed; treated as unpaired the (large) spread between seeds hides it."""
     rng = np.random.default_rng(5)
     a = np.zeros((3, 1000), bool)
     for s, acc in enumerate([0.6, 0.7, 0.8]):
@@ -74,12 +50,22 @@ def test_bootstrap_with_paired_seeds_draws_the_same_seeds_for_both_arms():
     b = a.copy()
     for s in range(3):
         b[s, np.flatnonzero(~a[s])[:20]] = True
-    paired = paired_bootstrap(a, b, n_boot=2000, seed=0)
-    unpaired = paired_bootstrap(a, b, n_boot=2000, seed=0, paired_seeds=False)
-    assert paired["diff"] == unpaired["diff"] == pytest.approx(0.02)
-    assert paired["lo"] > 0
+    paired = paired_difference(a, b)
+    unpaired = paired_difference(a, b, paired_seeds=False)
+    assert paired["diff"] == pytest.approx(0.02) and unpaired["diff"] == pytest.approx(0.02)
+    assert paired["lo"] > 0 and paired["var_seeds"] == 0
     assert unpaired["lo"] < 0 < unpaired["hi"]
-    assert unpaired["se"] > 5 * paired["se"]
+
+
+def test_variance_parts_add_up_and_a_one_seed_pilot_variance_widens_the_interval():
+    rng = np.random.default_rng(8)
+    a, b = rng.random((4, 500)) < 0.7, rng.random((4, 500)) < 0.72
+    r = paired_difference(a, b)
+    assert r["var_examples"] + r["var_seeds"] + r["var_interaction"] == pytest.approx(r["se"] ** 2)
+    bare = paired_difference(a[0], b[0])
+    pilot = paired_difference(a[0], b[0], seed_var=1e-4)
+    assert pilot["se"] ** 2 == pytest.approx(bare["se"] ** 2 + 1e-4) and pilot["seed_var_known"]
+    assert pool_seed_var([(1.0, 2), (4.0, 4), (9.0, 0)]) == (3.0, 6)
 
 
 def test_holm_matches_hand_worked_adjustment_and_leaves_nan_alone():
@@ -103,13 +89,18 @@ def test_holm_is_monotone_in_p_capped_at_one_and_never_below_p():
     assert out[order[0]] == pytest.approx(min(1.0, 40 * p[order[0]]))
 
 
-def test_detectable_difference_is_2_8_standard_errors_and_seeds_scale_it_down():
+def test_detectable_difference_is_2_8_standard_errors_for_the_normal_and_wider_on_few_df():
     assert detectable(0.01) == pytest.approx((1.959964 + 0.841621) * 0.01, rel=1e-5)
-    # mdd 0.028 against a diff of 0.01: (2.8)^2 = 7.84 -> 8 seeds
-    assert seeds_to_detect(0.01, 0.01) == 8
-    assert seeds_to_detect(-0.01, 0.01) == 8
-    assert seeds_to_detect(0.05, 0.01) == 1
-    assert math.isinf(seeds_to_detect(0.0, 0.01))
+    assert detectable(0.01, 2) > 1.9 * detectable(0.01)  # t on 2 df: much wider
+    assert detectable(0.01, alpha=0.05 / 14) == pytest.approx((2.9137 + 0.8416) * 0.01, rel=1e-3)  # Holm's first step
+    assert holm_levels([0.01, np.nan, 0.04, 0.03]) == pytest.approx([0.05 / 3, np.nan, 0.05, 0.05 / 2], nan_ok=True)
+
+
+def test_seeds_to_detect_grows_with_the_seed_variance_and_shrinks_with_the_difference():
+    base = dict(n=1000, var_examples_one=1e-5, interaction_one=1e-4)
+    few = seeds_to_detect(0.02, seed_var=1e-4, **base)
+    assert seeds_to_detect(0.02, seed_var=4e-4, **base) > few > seeds_to_detect(0.05, seed_var=1e-4, **base)
+    assert math.isinf(seeds_to_detect(0.0, seed_var=1e-4, **base))
 
 
 def test_mcnemar_chi_square_matches_hand_computation():

@@ -198,6 +198,20 @@ class ProbeConfig(Section):
     tsne_perplexity: float = Field(30, gt=0, description="t-SNE perplexity")
 
 
+# ---- analysis --------------------------------------------------------------------------------
+
+class AnalysisConfig(Section):
+    """How the aggregate judges a difference (contrastlab.stats; README "What the tables say").
+    The aggregate's params: a change reruns the aggregate, no cell."""
+    equivalence_margin: float = Field(0.01, gt=0, lt=1, description="δ of the equivalence test (TOST): a Δ whose 90% "
+                                      "interval lies inside ±δ is 'equivalent'; 0.01 = one accuracy point, about a "
+                                      "fine-tuned encoder's seed-to-seed spread")
+    seed_sd: float | None = Field(None, ge=0, description="SD of one seed's Δ over seeds from a pilot study (its "
+                                  "headline.csv column seed_sd), for one-seed comparisons; default: pooled over "
+                                  "this study's multi-seed comparisons, else the verdict is provisional")
+    n_boot: int = Field(1000, ge=100, description="bootstrap draws of the Almost Stochastic Order test (>= 5 seeds)")
+
+
 # ---- loss params: the base of every family's Params --------------------------------------------
 
 class LossParams(Section):
@@ -239,6 +253,13 @@ class ContrastParams(LossParams):
     focal_gamma: float = Field(2.0, ge=0, description="focal CE gamma")
     proj_dim: int | None = Field(None, ge=1, description="projection head: linear to proj_dim before the loss")
     memory: int = Field(0, ge=0, description="past contrast sets of detached views added to each (0 = off)")
+    # What the term is, for the tables (form) and for the objective (contrastlab.contrastive):
+    SUPERVISED: ClassVar[bool] = True  # positives share a label; False: a sample's own views (labels unused)
+    TERM: ClassVar[str] = "SupCon"  # the name of the `contrast: supcon` term in this family
+
+    def views_label(self) -> str:
+        """What the term contrasts, when not the final [CLS] ("top-30 tokens")."""
+        return ""
 
     @model_validator(mode="after")
     def _convex_weight(self):
@@ -257,7 +278,9 @@ class ContrastParams(LossParams):
 
     def form(self) -> str:
         ce = "focal CE" if self.ce == "focal" else "CE"
-        term = {"supcon": "SupCon", "focal": "focal SupCon", "margin": "margin"}[self.contrast]
+        term = {"supcon": self.TERM, "focal": "focal SupCon", "margin": "margin"}[self.contrast]
+        term = term if self.SUPERVISED else f"unsupervised {term}"
+        term = f"{term} over {self.views_label()}" if self.views_label() else term
         term = f"{term} (sum over anchors)" if self.reduction == "sum" else term
         if self.weighting == "convex":
             return f"(1 − {self.alpha:g})·{ce} + {self.alpha:g}·{term}"
@@ -292,6 +315,7 @@ class StudyConfig(Section):
     train: TrainConfig = TrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     probe: ProbeConfig = ProbeConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     seeds: list[int] = Field([1], min_length=1, description="every cell runs once per seed (0 <= seed < 2^32)")
     baseline: str = Field("baseline", description="the experiment every cell is compared with unless it sets compare_to")
     experiments: dict[str, ExperimentConfig] = Field(min_length=1, description="named recipes (required)")

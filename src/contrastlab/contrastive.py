@@ -30,8 +30,12 @@ TERM_NAMES = {"supcon": "supcon", "focal": "focal_supcon", "margin": "margin"}
 
 
 class ContrastiveObjective(Objective):
-    supervised = True  # labels decide positives; SimCSE uses each sample's identity instead
     couples_batch = True
+
+    @property
+    def supervised(self) -> bool:
+        """Labels decide the positives; else each sample's identity does (the family's Params say)."""
+        return self.params.SUPERVISED
 
     def __init__(self, params: ContrastParams, hidden_size: int):
         super().__init__()

@@ -54,30 +54,48 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, f
             "roc_auc": auc}
 
 
-def collapse(preds: np.ndarray, ce: np.ndarray, shares: dict[str, float], ce_term: str,
+MAJORITY_SHARE = 0.95  # near one class: at least this share of the predictions is one class ...
+MIX_DISTANCE = 0.5  # ... or half the predictions would have to change class to match the true mix
+CHANCE_Z = 2.33  # accuracy not above the best constant predictor by this many binomial SEs (1%, one-sided)
+TREND_Z = 2.33  # the CE's last quarter below its first by this many SEs of its batch noise (1%, one-sided)
+MIN_STEPS = 8  # fewer optimizer steps say nothing of a trend
+
+
+def collapse(preds: np.ndarray, labels: np.ndarray, ce: np.ndarray, shares: dict[str, float], ce_term: str,
              names: list[str]) -> dict | None:
-    """Why a cell is degenerate, or None: it predicts one class only, or its classification term
-    never fell below where it started (`ce`, one value per optimizer step, smoothed over a tenth
-    of the run). Names the term that was the largest share of its loss (`shares`: term -> mean
-    share of the weighted loss, the classification terms counted as `ce_term`)."""
-    classes = np.unique(preds)
-    one_class = len(classes) == 1
-    window = max(1, len(ce) // 10)
-    start, best = float(np.mean(ce[:window])), float(np.min(_smooth(ce, window)))
-    stuck = len(ce) >= 2 * window and best >= start - 0.01 * abs(start)
-    if not (one_class or stuck):
+    """Why a cell is degenerate, or None. Its test predictions are near one class (a share of at
+    least MAJORITY_SHARE where the true labels are not), or their class mix is far from the true
+    one (total-variation distance >= MIX_DISTANCE), or its accuracy is not above the best constant
+    predictor's (the true majority share) by CHANCE_Z binomial SEs; or its classification term
+    `ce` (one value per optimizer step) shows no downward trend: the mean of the last quarter of
+    the run is not below the first quarter's by TREND_Z standard errors of the curve's own batch
+    noise (its SD from successive differences, which a trend does not inflate). Names the term
+    that was the largest share of its loss (`shares`: term -> mean share of the weighted loss,
+    the classification terms counted as `ce_term`)."""
+    preds, labels, ce = np.asarray(preds), np.asarray(labels), np.asarray(ce, dtype=np.float64)
+    k = max(len(names), int(preds.max(initial=0)) + 1, int(labels.max(initial=0)) + 1)
+    pred_mix = np.bincount(preds, minlength=k) / len(preds)
+    true_mix = np.bincount(labels, minlength=k) / len(labels)
+    top = int(pred_mix.argmax())
+    one_class = bool(pred_mix[top] >= MAJORITY_SHARE and true_mix.max() < MAJORITY_SHARE)
+    distance = float(0.5 * np.abs(pred_mix - true_mix).sum())
+    mix_off = distance >= MIX_DISTANCE and not one_class
+    chance, acc, n = float(true_mix.max()), float(np.mean(preds == labels)), len(labels)
+    near_chance = acc - chance < CHANCE_Z * np.sqrt(chance * (1 - chance) / n) if chance < 1 else False
+    stuck, drop, noise = _no_trend(ce)
+    if not (one_class or mix_off or near_chance or stuck):
         return None
     dominant = max(shares, key=shares.get) if shares else ce_term
-    why = [f"predicts only {names[int(classes[0])]!r}" if one_class else None,
-           f"{ce_term} never fell below its start ({start:.3f})" if stuck else None]
+    why = [f"predicts {names[top]!r} for {pred_mix[top]:.0%} of the test set" if one_class else None,
+           f"its predicted class mix is {distance:.2f} (total variation) from the true one" if mix_off else None,
+           f"accuracy {acc:.3f} is not above chance ({chance:.3f}, the majority class)" if near_chance else None,
+           f"{ce_term} shows no downward trend (last quarter {drop:+.3f} vs the first, batch noise {noise:.3f})"
+           if stuck else None]
     weight = (f"{dominant} was {shares[dominant]:.0%} of its loss" if dominant != ce_term or len(shares) > 1
               else "its loss is the cross-entropy alone (the recipe failed, not an auxiliary term)")
-    return {"one_class": bool(one_class), "ce_stuck": bool(stuck), "dominant_term": dominant,
-            "dominant_share": float(shares.get(dominant, 1.0)), "reason": "; ".join(w for w in why if w) + f"; {weight}"}
-
-
-def _smooth(x: np.ndarray, window: int) -> np.ndarray:
-    return np.convolve(x, np.ones(window) / window, mode="valid") if len(x) >= window else x
+    return {"one_class": one_class, "mix_distance": distance, "near_chance": bool(near_chance),
+            "ce_stuck": bool(stuck), "dominant_term": dominant, "dominant_share": float(shares.get(dominant, 1.0)),
+            "reason": "; ".join(w for w in why if w) + f"; {weight}"}
 
 
 def near_chance(val_accuracy: float, val_labels: np.ndarray) -> dict:
@@ -89,3 +107,15 @@ def near_chance(val_accuracy: float, val_labels: np.ndarray) -> dict:
     chance = float(np.bincount(labels).max() / len(labels))
     margin = 2 * np.sqrt(chance * (1 - chance) / len(labels))
     return {"val_chance": chance, "near_chance_val": bool(val_accuracy <= chance + margin)}
+
+
+def _no_trend(ce: np.ndarray) -> tuple[bool, float, float]:
+    """(no downward trend, last-quarter mean − first-quarter mean, batch-noise SD) of a curve."""
+    if len(ce) < MIN_STEPS:
+        return False, float("nan"), float("nan")
+    q = len(ce) // 4
+    first, last = ce[:q], ce[-q:]
+    noise = float(np.sqrt(np.mean(np.diff(ce) ** 2) / 2))
+    drop = float(last.mean() - first.mean())
+    se = noise * np.sqrt(2 / q)
+    return bool(drop >= 0 if se == 0 else -drop / se < TREND_Z), drop, noise

@@ -150,19 +150,74 @@ def plot_bars(df: pd.DataFrame, x: str, y: str, yerr: str | None, hue: str | Non
     _save(fig, path)
 
 
-def plot_forest(df: pd.DataFrame, path: str | Path, title: str = "", xlabel: str = "difference to the reference") -> None:
-    """df with columns cell, diff, lo, hi, verdict (better, worse, no detectable difference,
-    collapsed) -> one row per cell: the difference with its 95% interval; green better, red
-    worse, grey not detectable, a black cross for a collapsed cell (its Δ measures the collapse)."""
-    colors = {"better": "C2", "worse": "C3", "collapsed": "k"}
-    fig, ax = plt.subplots(figsize=(6.5, 0.4 * len(df) + 1.2))
+VERDICT_COLORS = {"better": "C2", "worse": "C3", "equivalent": "C0", "provisional": "C1"}
+DEGENERATE = ("collapsed", "reference collapsed")
+
+
+def plot_forest(df: pd.DataFrame, path: str | Path, title: str = "", xlabel: str = "difference to the reference",
+                margin: float | None = None) -> dict:
+    """df with columns cell, diff, lo, hi, verdict (aggregate.compare's words) and optionally mdd
+    -> one row per cell: the difference with its 95% interval, coloured by its word (green better,
+    red worse, blue equivalent, orange provisional, grey undecided). The x-axis spans only the
+    comparisons that mean something (and ±margin, ±each row's MDD): a collapsed or reference-
+    collapsed row is a mark at the axis edge on its side, labelled with its Δ, so that a Δ of −0.3
+    does not squash the others. Shaded: the equivalence margin ±margin, and per row ±its MDD.
+    Returns {"xlim": (lo, hi), "edge": {cell: x of its mark}}."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(df) + 1.4))
     pos = np.arange(len(df))[::-1]
-    for p, (_, r) in zip(pos, df.iterrows()):
-        color = colors.get(r["verdict"], "0.55")
+    real = ~df["verdict"].isin(DEGENERATE).to_numpy()
+    mdd = df["mdd"].to_numpy(float) if "mdd" in df else np.full(len(df), np.nan)
+    span = [0.0] + ([margin, -margin] if margin else [])
+    span += list(df.loc[real, "lo"]) + list(df.loc[real, "hi"]) + [x for m in mdd[real] if np.isfinite(m) for x in (m, -m)]
+    lo, hi = float(np.nanmin(span)), float(np.nanmax(span))
+    pad = 0.08 * (hi - lo) if hi > lo else 0.01
+    lo, hi = lo - pad, hi + pad
+    if margin:
+        ax.axvspan(-margin, margin, color="C0", alpha=0.08, lw=0, label=f"equivalence margin ±{margin:g}")
+    edge = {}
+    for p, (_, r), m, ok in zip(pos, df.iterrows(), mdd, real):
+        if not ok:  # a degenerate comparison: a mark at the edge, its Δ in words
+            x = lo if r["diff"] < 0 else hi
+            edge[r["cell"]] = x
+            ax.plot(x, p, "<" if r["diff"] < 0 else ">", color="k", ms=8, clip_on=False)
+            ax.annotate(f"{r['verdict']}, Δ {r['diff']:+.3f}", (x, p), xytext=(8 if x == lo else -8, 0),
+                        textcoords="offset points", ha="left" if x == lo else "right", va="center", fontsize="small")
+            continue
+        if np.isfinite(m):
+            ax.barh(p, 2 * m, left=-m, height=0.5, color="0.88", lw=0, zorder=0)
+        color = VERDICT_COLORS.get(r["verdict"], "0.55")
         ax.plot([r["lo"], r["hi"]], [p, p], color=color, lw=2)
-        ax.plot(r["diff"], p, "x" if r["verdict"] == "collapsed" else "o", color=color, ms=8 if r["verdict"] == "collapsed" else 6)
+        ax.plot(r["diff"], p, "o", color=color, ms=6)
     ax.axvline(0.0, color="k", lw=0.8, ls="--")
-    ax.set_yticks(pos, [f"{c} ({v})" if v in ("collapsed", "reference collapsed") else str(c)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(-0.7, len(df) - 0.3)
+    ax.set_yticks(pos, [f"{c} ({v})" if v in DEGENERATE else f"{c} ({v})" if v in VERDICT_COLORS else str(c)
                         for c, v in zip(df["cell"], df["verdict"])])
     ax.set(xlabel=xlabel, title=title)
+    if margin:
+        ax.legend(frameon=False, fontsize="small", loc="lower right")
+    _save(fig, path)
+    return {"xlim": (lo, hi), "edge": edge}
+
+
+def plot_seed_strips(panels: list[tuple[str, dict[str, np.ndarray]]], path: str | Path, title: str = "") -> None:
+    """panels: [(title, {cell: per-seed scores})] -> one strip plot per panel: every seed a dot
+    (jittered sideways), the mean a bar; cells side by side (Reimers & Gurevych 2017: compare the
+    distributions, not only the means)."""
+    ncol = min(3, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), squeeze=False)
+    rng = np.random.default_rng(0)
+    for k, (name, cells) in enumerate(panels):
+        ax = axes[k // ncol, k % ncol]
+        for i, (cell, scores) in enumerate(cells.items()):
+            scores = np.asarray(scores, float)
+            ax.plot(i + rng.uniform(-0.12, 0.12, len(scores)), scores, "o", color=f"C{i % 10}", ms=5, alpha=0.8)
+            ax.plot([i - 0.25, i + 0.25], [scores.mean()] * 2, color="k", lw=1.5)
+        ax.set_xticks(range(len(cells)), list(cells), rotation=30, ha="right", fontsize="small")
+        ax.set(title=name, ylabel="test accuracy")
+    for k in range(len(panels), nrow * ncol):
+        axes[k // ncol, k % ncol].axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
     _save(fig, path)

@@ -337,7 +337,7 @@ def _metrics(cfg, trainer, data, probs, loop, device, runtime, effective) -> dic
         "samples_per_s": sum(h["examples"] for h in history) / loop["elapsed_s"],
         "peak_memory_mb": peak_memory_mb(device), "device": str(device),
         "ce_term": obj.ce_term, "loss_weights": obj.weights, "loss_shares": shares,
-        "collapsed": collapse(probs.argmax(1), ce, shares, obj.ce_term, data.names),
+        "collapsed": collapse(probs.argmax(1), test.labels, ce, shares, obj.ce_term, data.names),
         "test_in_train": data.summary.get("overlap", {}).get("train_test", 0),
         "label_noise_flipped": data.summary.get("label_noise", {}).get("flipped", 0),
         "provenance": run_record(device, cfg.train.precision, runtime),

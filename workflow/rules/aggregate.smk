@@ -12,7 +12,7 @@ rule aggregate:
     params:
         runs=aggregate_runs(),
         baseline=PLAN.baseline,
-        n_boot=10000,
+        analysis=PLAN.study.analysis.model_dump(),
         attempts=attempts_of("aggregate"),
         report=aggregate_report(),
         code=aggregate_code(),

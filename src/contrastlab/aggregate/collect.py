@@ -19,7 +19,6 @@ log = logging.getLogger("contrastlab.aggregate")
 TEST_METRICS = ["accuracy", "roc_auc", "macro_f1"]
 PROBE_METRICS = ["svm_acc", "knn1_acc", "kmeans_ari", "kmeans_nmi", "silhouette", "alignment", "uniformity",
                  "intra_cos", "inter_cos"]
-COST_METRICS = ["train_time_s", "step_time_s", "peak_memory_mb", "steps"]
 # Provenance that must agree between cells compared in one table (contrastlab.provenance.run_record).
 ENVIRONMENT = ["device_name", "precision", "torch", "transformers", "peft", "cuda"]
 

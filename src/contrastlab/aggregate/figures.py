@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from ..plots import DPI, plot_forest, smooth  # noqa: E402
+from ..plots import DPI, plot_forest, plot_seed_strips, smooth  # noqa: E402
 from .collect import Study  # noqa: E402
-from .tables import fmt_param, param_value  # noqa: E402
+from .tables import cell_label, fmt_param, param_value  # noqa: E402
 
 
 def save_figure(fig, path) -> None:
@@ -52,9 +52,25 @@ def forest(study: Study, comp: pd.DataFrame, path) -> None:
         return placeholder(path, "Only the baseline in this grid: no differences to show.")
     if set(df["reference"]) != {study.baseline}:
         df["cell"] = [f"{c} (vs {r})" for c, r in zip(df["cell"], df["reference"])]
-    plot_forest(df[["cell", "diff", "lo", "hi", "verdict"]], path,
-                title="Test accuracy: cell − reference (95% paired-bootstrap CI)",
-                xlabel="Δ accuracy (green/red: real after Holm; grey: not detectable; ✕ collapsed)")
+    margin = study.meta.get("equivalence_margin", 0.01)
+    plot_forest(df[["cell", "diff", "lo", "hi", "verdict", "mdd"]], path, margin=margin,
+                title="Test accuracy: cell − reference (95% t interval over test examples and seeds)",
+                xlabel=f"Δ accuracy (grey band per row: its MDD at its Holm level; blue band: ±{margin:g}; "
+                       "degenerate cells at the edge)")
+
+
+def seed_scores(study: Study, comp: pd.DataFrame, path) -> None:
+    """Per family: each cell's per-seed test accuracy beside its reference's, when some cell ran
+    >= 2 seeds (the comparison tables' spread, seed by seed)."""
+    if max(len(study.seeds(c)) for c in study.cells) < 2:
+        return placeholder(path, "One seed per cell: no seed-to-seed spread to show.")
+    runs = study.runs.set_index("cell")
+    panels = []
+    for family in dict.fromkeys(i.family for i in study.cells.values()):
+        cells = study.ordered(study.of_family(family))
+        panels.append((family, {cell_label(study, c): runs.loc[[c], "accuracy"].to_numpy(float) for c in cells}))
+    plot_seed_strips(panels, path, "Test accuracy per seed (dots) and its mean (bar), each family beside its "
+                                   "references")
 
 
 def _family_panels(study: Study):

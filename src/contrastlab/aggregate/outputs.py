@@ -23,6 +23,7 @@ COMMON = [
     _common("headline", "table", "Headline: the verdict and the test metrics of every cell"),
     _common("representation", "table", "Representation of the final [CLS]: probes"),
     _common("forest", "figure", "Difference to the reference with its 95% interval"),
+    _common("seed_scores", "figure", "Test accuracy per seed, cell by cell"),
     _common("loss_curves", "figure", "Training loss by family"),
     _common("grad_norm", "figure", "Gradient norm by family"),
     _common("val_curves", "figure", "Validation accuracy and loss by family"),

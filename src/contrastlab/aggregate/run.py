@@ -64,19 +64,22 @@ def study_meta(runs: list[dict], config: dict | None, source: str) -> dict:
     return meta
 
 
-def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, n_boot: int = 10000, seed: int = 0,
+def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis: dict | None = None,
               config: dict | None = None, source: str = "config", report: list[dict] = ()) -> None:
     """runs: one per cell x seed (see `collect`); outputs: {key: path} as made by
     contrastlab.layout.output_paths (`<table>_md|csv|html`, `<figure>`) plus `landing` (rst);
-    keys not there are skipped. report: the families' outputs as the plan declares them
-    (contrastlab.contract.Output.job_param); the outputs of every study need none."""
+    keys not there are skipped. analysis: the config's analysis section (contrastlab.config).
+    report: the families' outputs as the plan declares them (contrastlab.contract.Output.job_param);
+    the outputs of every study need none."""
     study = collect(runs, baseline, display_order(runs, config), study_meta(runs, config, source))
     runs_df = study.runs
     study.meta["precision"] = ", ".join(sorted(map(str, runs_df["precision"].dropna().unique()))) or "?"
     study.meta["devices"] = ", ".join(sorted(map(str, runs_df["device_name"].dropna().unique()))) or "?"
     log.info("%d cells, %d runs; baseline %s", len(study.cells), len(study.runs), study.baseline)
-    comp = compare_all(study, n_boot=n_boot, seed=seed)
-    for line in verdict_lines(study, comp):
+    comp = compare_all(study, analysis)
+    margin = (analysis or {}).get("equivalence_margin", 0.01)
+    study.meta["equivalence_margin"] = margin
+    for line in verdict_lines(study, comp, margin):
         log.info("verdict: %s", line.replace("**", ""))
     declared = {o.name: o.job_param() for o in COMMON} | {o["name"]: o for o in report}
     names = dict.fromkeys(k.rsplit("_", 1)[0] if k.rsplit("_", 1)[-1] in TABLE_FORMATS else k for k in outputs)
@@ -88,4 +91,4 @@ def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, n_boot: 
         build(declared[name], study, comp, outputs)
         log.info("%s written", name)
     if "landing" in outputs:
-        write_text(outputs["landing"], landing_page(study, comp))
+        write_text(outputs["landing"], landing_page(study, comp, margin))

@@ -78,11 +78,6 @@ def _inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
 
-def empty_table(title: str, family: str, columns: list[str]) -> Table:
-    """What a family table says when the grid has no cells of that family (CSV: headers only)."""
-    return Table(title, f"No cells of family `{family}` in this grid.", pd.DataFrame(), pd.DataFrame(columns=columns))
-
-
 # --- numbers ---------------------------------------------------------------------------------------
 def cell_stats(study: Study, cells: list[str], metrics: list[str]) -> pd.DataFrame:
     """One row per cell: seeds, <m>_mean and <m>_std (sample std over seeds; NaN when missing)."""
@@ -177,12 +172,14 @@ def delta_note(study: Study, cells: list[str], comp: pd.DataFrame) -> str:
     n_test = f" on the same {int(n_test.max())} test examples" if len(n_test) else ""
     refs = sorted(set(comp.loc[comp["cell"].isin(cells) & comp["diff"].notna(), "reference"]))
     vs = study.baseline if refs in ([], [study.baseline]) else "its reference (column `vs`)"
-    spread = ("One seed per cell: no ± std, and the interval covers only the test-set noise, not the "
-              "seed-to-seed spread, which is not measured." if seeds == [1] else f"Mean ± std over {n_seeds}.")
-    note = (f"{spread} Δ = cell − {vs} test accuracy, with a 95% paired-bootstrap "
-            f"interval{n_test} (examples and seeds resampled); {SIG} = a real difference: its p-value, "
-            f"Holm-adjusted over every comparison of the study (column p (Holm)), is below 0.05; no mark = not "
-            f"detectable here (the headline's verdict gives each cell's minimum detectable difference).")
+    spread = ("One seed per cell: no ± std; the interval adds the seed variance of analysis.seed_sd or of the "
+              "study's multi-seed comparisons where there is one, else it covers only the test-set noise and the "
+              "verdict is provisional." if seeds == [1] else f"Mean ± std over {n_seeds}.")
+    note = (f"{spread} Δ = cell − {vs} test accuracy, with a 95% t interval{n_test} (test examples paired, "
+            f"seeds a random effect); {SIG} = better or worse: its p-value, Holm-adjusted over the comparisons of "
+            f"non-degenerate cells and references (column p (Holm)), is below 0.05 and the seed variance is "
+            f"measured; no mark = equivalent, undecided or provisional (the headline's verdict says which). "
+            f"Per-seed scores: figure seed_scores.")
     return " ".join(filter(None, [note, collapse_note(study, cells), environment_warning(study, cells)]))
 
 
@@ -191,7 +188,9 @@ def collapse_note(study: Study, cells: list[str]) -> str:
     flagged = [c for c in cells if study.collapsed(c)]
     if not flagged:
         return ""
-    return (f"{COLLAPSED} = collapsed (one predicted class, or a cross-entropy that never fell): "
+    return (f"{COLLAPSED} = degenerate (near one predicted class, a predicted class mix far from the true one, "
+            "accuracy not above chance, or a cross-entropy with no downward trend); a degenerate reference's "
+            "comparisons are outside Holm's family and get no " + SIG + ": "
             + "; ".join(f"{c}: {study.collapsed(c)}" for c in flagged) + ".")
 
 
@@ -245,6 +244,8 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
     numeric = numeric.assign(delta=c["diff"].to_numpy(), delta_lo=c["lo"].to_numpy(), delta_hi=c["hi"].to_numpy(),
                              se=c["se"].to_numpy(), p=c["p"].to_numpy(), p_holm=c["p_holm"].to_numpy(),
                              mcnemar_p=c["mcnemar_p"].to_numpy(), mdd=c["mdd"].to_numpy(),
+                             holm_level=c["holm_level"].to_numpy(), seed_sd=c["seed_sd"].to_numpy(),
+                             seed_sd_from=c["seed_sd_from"].to_numpy(), aso_eps_min=c["aso_eps_min"].to_numpy(),
                              seeds_needed=c["seeds_needed"].to_numpy(), n_test=c["n_test"].to_numpy(),
                              significant=c["significant"].to_numpy(), verdict=c["verdict"].to_numpy(),
                              collapsed=c["collapsed"].to_numpy())
@@ -261,7 +262,8 @@ def headline(study: Study, comp: pd.DataFrame) -> Table:
                          "Every cell of the grid in config order; its parameters are in the family tables. val "
                          "acc.: validation accuracy of the tested weights (what train.select chose; never test).",
                          with_sweep=False, with_family=True)
-    t.preface = ["**Verdict**", ""] + [f"- {line}" for line in verdict_lines(study, comp)]
+    margin = study.meta.get("equivalence_margin", 0.01)
+    t.preface = ["**Verdict**", ""] + [f"- {line}" for line in verdict_lines(study, comp, margin)]
     return t
 
 

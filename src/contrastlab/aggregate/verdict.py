@@ -1,10 +1,10 @@
 """The verdict of a study, one line per comparison, and the report's landing page.
 
-Each line: Δ to the reference with its 95% interval, the Holm-adjusted p over all comparisons,
-a word (better, worse, no detectable difference, or collapsed), and the minimum detectable
-difference at this test size and number of seeds (80% power, unadjusted 0.05 level). With one
-seed it says that seed-to-seed variance is not measured, and how many seeds a Δ of the observed
-size would need for 80% power (not estimated when the reference ran more seeds than the cell).
+Each line: Δ to the reference with its 95% interval, the Holm-adjusted p over the comparisons
+whose arms are not degenerate, a word (better, worse, equivalent within ±δ, undecided,
+provisional, collapsed, reference collapsed: see aggregate.compare), where the seed variance
+came from, and for an undecided line the minimum detectable difference at 80% power at the
+level of its Holm step and the seeds a Δ of the observed size would need.
 """
 from __future__ import annotations
 
@@ -23,40 +23,44 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def verdict_lines(study: Study, comp: pd.DataFrame) -> list[str]:
+def verdict_lines(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> list[str]:
     lines = []
     for _, r in comp[comp["diff"].notna()].iterrows():
         seeds = int(r["seeds"])
-        head = (f"**{r['cell']}** vs {r['reference']}: Δ {_signed(r['diff'])} "
-                f"[{_signed(r['lo'])}, {_signed(r['hi'])}], Holm p {_p(r['p_holm'])}")
+        head = f"**{r['cell']}** vs {r['reference']}: Δ {_signed(r['diff'])} [{_signed(r['lo'])}, {_signed(r['hi'])}]"
         if r["verdict"] == "collapsed":
-            lines.append(f"{head} → **collapsed**: {r['collapsed']}; its Δ measures the collapse, not the method")
+            lines.append(f"{head} → **collapsed**: {r['collapsed']}; its Δ measures the collapse, not the method "
+                         "(outside Holm's family)")
             continue
         if r["verdict"] == "reference collapsed":
             lines.append(f"{head} → **reference collapsed** ({r['reference']} is degenerate): this Δ says nothing "
-                         "of the method")
+                         "of the method (outside Holm's family)")
             continue
-        size = f"MDD {r['mdd']:.3f} at 80% power ({int(r['n_test'])} test examples, {seeds} seed{'s' * (seeds > 1)})"
-        if seeds == 1:
-            size += "; one seed: seed-to-seed variance is not measured"
-            need = r["seeds_needed"]  # NaN when the reference ran more seeds: not estimated
+        head += f", Holm p {_p(r['p_holm'])}"
+        size = f"{int(r['n_test'])} test examples, {seeds} seed{'s' * (seeds > 1)}"
+        source = (f"seed SD {r['seed_sd']:.3f} from {r['seed_sd_from']}" if r["seed_sd_from"] else
+                  "seed variance not measured (one seed; set analysis.seed_sd from a pilot or run >= 2 seeds)")
+        word = r["verdict"]
+        if word == "equivalent":
+            word = f"equivalent within ±{margin:g}"
+        elif word == "provisional":
+            lean = "better" if r["diff"] > 0 else "worse"
+            word = (f"provisional** (test-set noise alone says {lean if r['p_holm'] < 0.05 else 'equivalent'}; "
+                    "the seed-to-seed spread could undo it)**")
+        extra = ""
+        if r["verdict"] in ("undecided", "provisional"):
+            extra = f"; MDD {r['mdd']:.3f} at 80% power at Holm level {r['holm_level']:.4f}"
+            need = r["seeds_needed"]
             if not pd.isna(need):
-                # a statement of power (the MDD's 80%), so it holds whatever the verdict: a Δ can be
-                # real below the MDD, or reach it and still fail Holm's bar over many comparisons
-                size += ("; no difference to detect" if math.isinf(need) else
-                         f"; a Δ of {abs(r['diff']):.3f} would need ≥ {int(need)} seeds for 80% power" if need > 1 else
-                         "; one seed has 80% power for a Δ this size")
-        lines.append(f"{head} → **{r['verdict']}**; {size}")
+                extra += (f"; a true Δ of {abs(r['diff']):.3f} needs > 1000 seeds" if math.isinf(need) else
+                          f"; a true Δ of {abs(r['diff']):.3f} needs {int(need)} seeds for 80% power")
+        if not pd.isna(r["aso_eps_min"]):  # Almost Stochastic Order over the seeds (>= 5 per arm)
+            extra += f"; ASO ε_min {r['aso_eps_min']:.2f} (< 0.5: the cell's seeds score higher)"
+        lines.append(f"{head} → **{word}** ({size}; {source}){extra}")
     return lines
 
 
-def verdict_table(comp: pd.DataFrame) -> pd.DataFrame:
-    cols = ["cell", "reference", "diff", "lo", "hi", "p", "p_holm", "verdict", "mdd", "seeds", "seeds_needed",
-            "n_test", "collapsed"]
-    return comp.loc[comp["diff"].notna(), cols].reset_index(drop=True)
-
-
-def landing_page(study: Study, comp: pd.DataFrame) -> str:
+def landing_page(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> str:
     """reStructuredText of the report's first page: the study, then the verdict."""
     m = study.meta
     n_cells, n_runs = len(study.cells), len(study.runs)
@@ -65,9 +69,11 @@ def landing_page(study: Study, comp: pd.DataFrame) -> str:
              f"({', '.join(map(str, seeds))}) = {n_runs} training runs; baseline ``{study.baseline}``.", "",
              f"- **Model**: ``{m.get('model', '?')}``; precision {m.get('precision', '?')}; ran on {m.get('devices', '?')}.",
              f"- **Data**: {'; '.join(filter(None, [m.get('data', '?'), m.get('sizes')]))}.", ""]
-    verdict = verdict_lines(study, comp)
-    lines += ["**Verdict** (Δ test accuracy to each cell's reference, 95% paired-bootstrap interval, Holm-adjusted "
-              "p over all comparisons, minimum detectable difference at 80% power):", ""]
+    verdict = verdict_lines(study, comp, margin)
+    lines += ["**Verdict** (Δ test accuracy to each cell's reference, 95% t interval over test examples and seeds, "
+              "Holm-adjusted p over the comparisons of non-degenerate cells; words: better, worse, equivalent, "
+              "undecided with its minimum detectable difference at its Holm level, provisional, collapsed, "
+              "reference collapsed):", ""]
     lines += [f"- {v}" for v in verdict] or ["- only the baseline: nothing to compare"]
     lines += ["", "The tables and figures are under *Tables* and *Figures*; every cell's own figures under *Cells*."]
     return "\n".join(lines) + "\n"

@@ -35,3 +35,6 @@ class Params(ContrastParams):
 
     def contrast_layers(self) -> list[int]:
         return [self.layer]
+
+    def views_label(self) -> str:
+        return f"{self.n_clusters} cluster means of the top-{self.k} tokens"

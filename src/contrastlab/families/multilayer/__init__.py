@@ -36,3 +36,7 @@ class Params(ContrastParams):
 
     def unread(self) -> dict[str, str]:
         return super().unread() | ({"k": "loss.level: sentence takes no tokens"} if self.level == "sentence" else {})
+
+    def views_label(self) -> str:
+        views = "[CLS] + a dropout view" if self.level == "sentence" else f"top-{self.k} tokens"
+        return f"{views} of layers {','.join(map(str, self.layers))} (mean over layers)"

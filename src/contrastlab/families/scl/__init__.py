@@ -35,5 +35,8 @@ class Params(ContrastParams):
     def unread(self) -> dict[str, str]:
         return super().unread() | ({"layer": "loss.views: one reads no intermediate layer"} if self.views == "one" else {})
 
+    def views_label(self) -> str:
+        return f"[CLS] of layers -1,{self.layer} + a dropout view" if self.views == "multi" else ""
+
     def named_layers(self) -> list[int]:
         return [-1, self.layer] if self.views == "multi" or "layer" in self.model_fields_set else [-1]

@@ -16,6 +16,8 @@ from ...config import ContrastParams
 
 
 class Params(ContrastParams):
+    SUPERVISED = False  # a sample's two views are each other's only positive
+    TERM = "SimCSE"
     tau: float = Field(0.05, gt=0, description="temperature")
     alpha: float = Field(0.1, ge=0, description="weight of the SimCSE term")
     stages: Literal[1, 2] = Field(2, description="2: two encoder passes (SimCSE); 1: the head's dropout twice")

@@ -10,8 +10,6 @@ from . import Params
 
 
 class SimCSE(ContrastiveObjective):
-    supervised = False
-
     def views(self, model, batch):
         cls = cls_of(model, batch)
         if self.params.stages == 1:

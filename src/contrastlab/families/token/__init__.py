@@ -23,6 +23,9 @@ OUTPUTS = [Output("token_k_alpha", "table", "Token-level contrast: k x alpha",
 
 class Params(ContrastParams):
     k: int = Field(30, ge=1, description="tokens per sample (its views)")
+
+    def views_label(self) -> str:
+        return f"top-{self.k} tokens"
     layer: int = Field(-1, description="encoder layer of the tokens and of the [CLS] attention (-1 the last)")
 
     def contrast_layers(self) -> list[int]:

@@ -31,8 +31,8 @@ def token_k_alpha(study: Study, comp: pd.DataFrame, cells: list[str], paths: dic
                      for _, r in num[~num["cell"].isin(cells)].iterrows())
     note = (f"Test accuracy, mean ± std over seeds, by k (rows) and contrastive weight α (columns). "
             f"Baseline and references: {refs}. "
-            f"{SIG} = Δ = cell − reference accuracy is real (Holm-adjusted p < 0.05); {COLLAPSED} = the cell "
-            f"collapsed (see the headline); the CSV has every cell's Δ, interval, p, trainable parameters and loss "
+            f"{SIG} = better or worse than the reference (see the headline); {COLLAPSED} = the cell is "
+            f"degenerate (see the headline); the CSV has every cell's Δ, interval, p, trainable parameters and loss "
             f"(and the baseline as its first row).")
     Table("Token-level contrast: k x alpha", note, shown, num).save(paths)
 
