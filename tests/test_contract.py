@@ -52,7 +52,7 @@ def built(tmp_path_factory):
     for f in families.NAMES:
         runs.append(run_of(root, f"{f}_cell", 1, f"{f}_exp", f, {}, {}, better(1)))
     outputs = layout.output_paths(str(root), DECLARED)
-    aggregate(runs, outputs, baseline="baseline", n_boot=200, report=[o.job_param() for o in DECLARED])
+    aggregate(runs, outputs, baseline="baseline", analysis={"n_boot": 200}, report=[o.job_param() for o in DECLARED])
     return outputs
 
 
@@ -135,7 +135,7 @@ runs = [run_of(root, c.name, c.seed, c.experiment, c.family, c.sweep, c.config.l
                (base_correct if c.family == "baseline" else better if c.sweep["stages"] == 1 else same_accuracy)(1))
         for c in p.cells]
 outputs = layout.output_paths(root, p.outputs)
-aggregate(runs, outputs, baseline=p.baseline, n_boot=200, report=[o.job_param() for o in p.outputs if o.family])
+aggregate(runs, outputs, baseline=p.baseline, analysis={"n_boot": 200}, report=[o.job_param() for o in p.outputs if o.family])
 print(json.dumps({"builders": {o.name: o.builder for o in p.outputs}, "outputs": outputs}))
 """
 

@@ -29,13 +29,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
+from ..config import AnalysisConfig
 from ..stats import detectable, holm, holm_levels, mcnemar, paired_difference, pool_seed_var, seeds_to_detect
 from .collect import Study
 
 log = logging.getLogger("contrastlab.aggregate")
 ALPHA = 0.05
 ASO_SEEDS = 5
-DEFAULTS = {"equivalence_margin": 0.01, "seed_sd": None, "n_boot": 1000}
+DEFAULTS = AnalysisConfig().model_dump()  # the defaults live in config.py
 COLUMNS = ["cell", "reference", "n_test", "seeds", "paired_seeds", "diff", "lo", "hi", "se", "df", "p", "p_holm",
            "holm_level", "mcnemar_p", "mdd", "seeds_needed", "se_examples", "se_seeds", "se_interaction", "seed_sd",
            "seed_sd_from", "tost_lo", "tost_hi", "aso_eps_min", "significant", "verdict", "collapsed"]

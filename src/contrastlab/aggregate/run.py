@@ -14,7 +14,7 @@ from ..contract import resolve
 from ..io import write_text
 from ..layout import TABLE_FORMATS
 from .collect import Study, collect
-from .compare import compare_all
+from .compare import DEFAULTS, compare_all
 from .outputs import COMMON
 from .verdict import landing_page, verdict_lines
 
@@ -77,7 +77,7 @@ def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis
     study.meta["devices"] = ", ".join(sorted(map(str, runs_df["device_name"].dropna().unique()))) or "?"
     log.info("%d cells, %d runs; baseline %s", len(study.cells), len(study.runs), study.baseline)
     comp = compare_all(study, analysis)
-    margin = (analysis or {}).get("equivalence_margin", 0.01)
+    margin = (DEFAULTS | (analysis or {}))["equivalence_margin"]
     study.meta["equivalence_margin"] = margin
     for line in verdict_lines(study, comp, margin):
         log.info("verdict: %s", line.replace("**", ""))
