@@ -21,7 +21,6 @@ from contrastlab.precision import PrecisionUnsupported, resolve, setup_precision
 from contrastlab.train import train
 
 CPU = torch.device("cpu")
-AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def cpu_says(monkeypatch, flag: bool, slowdown: float):
@@ -101,7 +100,7 @@ def test_forcing_onednn_to_avx2_makes_bf16_emulated_and_auto_pick_fp32(tmp_path)
     without oneDNN's bf16 kernels torch's fallback is several times slower than fp32."""
     code = ("import torch, json; from contrastlab import native, precision; s = native.support('bf16', torch.device('cpu'));"
             "print(json.dumps([native.onednn_flag('bf16'), s.native, s.slowdown, precision.resolve('auto', torch.device('cpu'))]))")
-    env = {**os.environ, **AVX2_ONLY, "XDG_CACHE_HOME": str(tmp_path)}
+    env = {**os.environ, **native.AVX2_ONLY, "XDG_CACHE_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
     flag, is_native, slowdown, auto = json.loads(out.stdout.strip().splitlines()[-1])
     assert (flag, is_native, auto) == (False, False, "fp32")

@@ -13,7 +13,7 @@ variables that cap the instruction set, in $XDG_CACHE_HOME/contrastlab/precision
 A GPU runs bf16 natively from compute capability 8.0 (Ampere); before that cuBLAS emulates it. fp16
 is native on every GPU torch supports. Known figures, not measured.
 
-To emulate an AVX2-only CPU on one with native bf16 (benchmarks/RESULTS.md uses it):
+To emulate an AVX2-only CPU on one with native bf16 (AVX2_ONLY; benchmarks/RESULTS.md uses it):
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
 (the first turns oneDNN's bf16 kernels off and its flag False; the other two keep torch's own and
 MKL's fp32 kernels at AVX2, so fp32 is not faster than on the real thing).
@@ -33,6 +33,7 @@ from .io import atomic_path
 from .provenance import cpu_name
 
 # environment variables that change which matmul kernels run (part of the cache key)
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 PROBE_SHAPE = (128, 384, 1536)  # tokens, in, out
 CACHE_NAME = "precision.json"
