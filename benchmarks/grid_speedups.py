@@ -70,14 +70,18 @@ def frozen(steps_n: int, repeats: int) -> dict:
             t.step(idx, 0, counter[0])
 
     @torch.no_grad()
-    def frozen_part():
-        for idx in chunk:
-            b = collate(split.ids, idx, t.pad_id, split.labels)
-            mask = enc.get_extended_attention_mask(b["attention_mask"], b["input_ids"].shape)
-            h = enc.embeddings(input_ids=b["input_ids"])
-            for layer in low:
-                out = layer(h, attention_mask=mask)
-                h = out[0] if isinstance(out, tuple) else out
+    def frozen_part():  # the encoder cut to its frozen layers: the embeddings and their forward
+        layers = find_layers(enc)
+        n = len(layers)
+        kept = list(layers)
+        del layers[len(low):]
+        try:
+            for idx in chunk:
+                b = collate(split.ids, idx, t.pad_id, split.labels)
+                enc(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+        finally:
+            layers.extend(kept[len(low):])
+        assert len(layers) == n
 
     times = {"step": [], "frozen": []}
     step(), frozen_part()  # warm-up

@@ -66,10 +66,16 @@ def avx2_row(a: dict | None) -> list[str]:
     k = c["contenders"]
     return ["", f"**AVX2-only CPU** (emulated here: `{env}`, which turns oneDNN's bf16 kernels off: its check then "
             f"says {a['bf16']['onednn_flag']}, and a bf16 Linear takes {a['bf16']['slowdown_vs_fp32']:.1f}x fp32's "
-            f"time): baseline, {split}, {a['repeats']} rounds of {a['steps_per_round']} step: fp32 "
+            f"time){where(a)}: baseline, {split}, {a['repeats']} rounds of {a['steps_per_round']} step: fp32 "
             f"{k[f'fp32 {split}']['samples_per_s']:.1f}/s, bf16 {k[f'bf16 {split}']['samples_per_s']:.1f}/s: "
             f"**bf16/fp32 {ratio:.3f}x**. `train.precision: auto` runs fp32 there, and an explicit bf16 stops at "
             "the job's start unless `runtime.allow_slow_precision: true`."]
+
+
+def where(r: dict) -> str:
+    """", on <cpu> (load ...)" when a result carries its own machine (measured apart from the rest)."""
+    m = r.get("machine")
+    return f", on {m['cpu']} (load average {m['load_avg'][0]:.1f} on {m['cores']} cores)" if m else ""
 
 
 def section_grid_speedups(r: dict) -> list[str]:
@@ -77,7 +83,7 @@ def section_grid_speedups(r: dict) -> list[str]:
     b = r["bf16"]
     how = (f"emulated with `{' '.join(f'{k}={v}' for k, v in b['isa_env'].items())}`" if b.get("isa_env")
            else "on this CPU as it is")
-    lines = [f"The default baseline cell in fp32 (what `auto` runs without native bf16), {how}; "
+    lines = [f"The default baseline cell in fp32 (what `auto` runs without native bf16), {how}{where(r)}; "
              f"{r['steps']} real steps per round, {r['repeats']} interleaved rounds, medians.", "",
              "| idea | measured | gain | kept |", "|---|---|---:|---|"]
     if "frozen" in r:

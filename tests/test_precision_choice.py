@@ -98,13 +98,23 @@ def test_the_cpu_probe_is_measured_once_per_host_and_again_when_an_isa_variable_
 def test_forcing_onednn_to_avx2_makes_bf16_emulated_and_auto_pick_fp32(tmp_path):
     """The real probe in a fresh process (the variables are read when torch loads), on any CPU:
     without oneDNN's bf16 kernels torch's fallback is several times slower than fp32."""
-    code = ("import torch, json; from contrastlab import native, precision; s = native.support('bf16', torch.device('cpu'));"
-            "print(json.dumps([native.onednn_flag('bf16'), s.native, s.slowdown, precision.resolve('auto', torch.device('cpu'))]))")
+    code = """if True:
+        import json, torch
+        from contrastlab import native, precision
+        cpu = torch.device('cpu')
+        s = native.support('bf16', cpu)
+        try:
+            precision.setup_precision('bf16', cpu)
+            stop = None
+        except precision.PrecisionUnsupported as e:
+            stop = str(e)
+        print(json.dumps([native.onednn_flag('bf16'), s.native, s.slowdown, precision.resolve('auto', cpu), stop]))"""
     env = {**os.environ, **native.AVX2_ONLY, "XDG_CACHE_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
-    flag, is_native, slowdown, auto = json.loads(out.stdout.strip().splitlines()[-1])
+    flag, is_native, slowdown, auto, stop = json.loads(out.stdout.strip().splitlines()[-1])
     assert (flag, is_native, auto) == (False, False, "fp32")
     assert slowdown > 2.0, slowdown
+    assert stop.startswith("train.precision = bf16, but cpu (") and f"measured {slowdown:.1f}x fp32's time" in stop
 
 
 @pytest.mark.skipif(not native.onednn_flag("bf16"), reason="this CPU has no native bf16 (oneDNN's check is False): "
