@@ -13,8 +13,8 @@ prepared data, real optimizer steps of epoch 0 (contrastlab.train.Trainer.step),
   the gain is step / (step - frozen) for a cell that could use the cache (not LoRA cells).
 - threads: one job on 2 threads against two 1-thread jobs side by side (separate processes started
   together), each running the same S steps; examples/s of the machine.
-- compile: runtime.compile (torch.compile of the encoder's forward, dynamic shapes) against eager:
-  the first step (with the compile) and the median step after it.
+- compile: runtime.compile (torch.compile of the encoder's forward, dynamic shapes) against eager,
+  in one process: the first step (with the compile), then the same steps alternately.
 - buckets: the length-grouped steps `train` uses (contrastlab.batching.epoch_steps) against
   uniformly random steps of the same size: padded tokens per epoch and step time.
 
@@ -46,11 +46,11 @@ from contrastlab.train import Trainer  # noqa: E402
 IDEAS = ["frozen", "threads", "buckets", "compile"]
 
 
-def setup(threads: int, compile_: bool = False):
+def setup(threads: int):
     torch.set_num_threads(threads)
     data = load_prepared(prepared_default())
     cfg = default_cell("baseline", **{"train.precision": "fp32"})
-    runtime = default_runtime(threads=threads, compile=compile_)
+    runtime = default_runtime(threads=threads)
     eff = cfg.train.batch_size * cfg.train.grad_accum
     steps = epoch_steps([len(s) for s in data.splits["train"].ids], eff, cfg.seed, 0)
     return data, cfg, runtime, steps
@@ -124,16 +124,23 @@ def threads(steps_n: int, repeats: int) -> dict:
 
 
 def compile_(steps_n: int, repeats: int) -> dict:
-    out = {}
-    for name, on in (("eager", False), ("compile", True)):
-        data, cfg, runtime, steps = setup(2, on)
-        t = Trainer(cfg, runtime, data, torch.device("cpu"), len(steps))
-        times = []
-        for i, idx in enumerate(steps[: steps_n * repeats + 1]):
+    """Eager and compiled Trainers in one process: the compiled one's first step (the compile),
+    then both given the same steps, alternately."""
+    data, cfg, runtime, steps = setup(2)
+    trainers = {name: Trainer(cfg, default_runtime(threads=2, compile=on), data, torch.device("cpu"), len(steps))
+                for name, on in (("eager", False), ("compile", True))}
+    out = {name: {"times_s": []} for name in trainers}
+    for name, t in trainers.items():
+        s = time.perf_counter()
+        t.step(steps[-1], 0, 1)
+        out[name]["first_step_s"] = time.perf_counter() - s
+    for i, idx in enumerate(steps[: steps_n * repeats]):
+        for name in (list(trainers) if i % 2 == 0 else list(trainers)[::-1]):
             s = time.perf_counter()
-            t.step(idx, 0, i + 1)
-            times.append(time.perf_counter() - s)
-        out[name] = {"first_step_s": times[0], "median_step_s": statistics.median(times[1:]), "times_s": times}
+            trainers[name].step(idx, 0, i + 2)
+            out[name]["times_s"].append(time.perf_counter() - s)
+    for r in out.values():
+        r["median_step_s"] = statistics.median(r["times_s"])
     out["compiled_over_eager_step"] = out["compile"]["median_step_s"] / out["eager"]["median_step_s"]
     return out
 

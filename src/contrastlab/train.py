@@ -45,8 +45,8 @@ from .validate import ModelInfo, check_cell
 log = logging.getLogger("contrastlab.train")
 CHECKPOINT_EVERY_S = 30.0  # after the first, at most one epoch-end checkpoint per this many s (signals: always)
 MAX_SKIPPED_STEPS = 25  # fp16: consecutive steps skipped for overflowing gradients before the cell stops
-INJECT_MAX_MICRO = "CONTRASTLAB_TEST_MAX_MICRO_BATCH"
-RATE_AFTER_STEPS, RATE_AFTER_S = 5, 20.0  # the step rate is logged once, after this many steps or seconds  # tests: a micro-batch above this raises a GPU OOM
+INJECT_MAX_MICRO = "CONTRASTLAB_TEST_MAX_MICRO_BATCH"  # tests: a micro-batch above this raises a GPU OOM
+RATE_AFTER_STEPS, RATE_AFTER_S = 5, 20.0  # the step rate is logged once, after this many steps or seconds
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -321,8 +321,8 @@ def _log_rate_once(rate: dict, examples: int, dt: float, n: int, total: int, pre
         return
     rate["logged"] = True
     log.info("step rate over the first %d steps: %.3g steps/s (%.3g s/step), %.1f examples/s, in %s; "
-             "the %d steps take about %.0f s", done, done / rate["s"], rate["s"] / done, rate["examples"] / rate["s"],
-             precision_words(precision), total, rate["s"] / done * total)
+             "the %d steps left take about %.0f s", done, done / rate["s"], rate["s"] / done,
+             rate["examples"] / rate["s"], precision_words(precision), total - n, rate["s"] / done * (total - n))
 
 
 def _shares(history: list[dict], objective) -> dict[str, float]:
