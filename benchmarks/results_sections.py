@@ -83,8 +83,10 @@ def section_grid_speedups(r: dict) -> list[str]:
     b = r["bf16"]
     how = (f"emulated with `{' '.join(f'{k}={v}' for k, v in b['isa_env'].items())}`" if b.get("isa_env")
            else "on this CPU as it is")
+    runs = r.get("runs") or {"every idea": r}
     lines = [f"The default baseline cell in fp32 (what `auto` runs without native bf16), {how}{where(r)}; "
-             f"{r['steps']} real steps per round, {r['repeats']} interleaved rounds, medians.", "",
+             + "; ".join(f"{k}: {v['steps']} real steps per round, {v['repeats']} rounds" for k, v in runs.items())
+             + "; medians.", "",
              "| idea | measured | gain | kept |", "|---|---|---:|---|"]
     if "frozen" in r:
         f = r["frozen"]
@@ -95,7 +97,7 @@ def section_grid_speedups(r: dict) -> list[str]:
         t = r["threads"]["median"]
         lines.append(f"| two 1-thread jobs vs one 2-thread job | {t['two 1-thread jobs']:.1f} vs "
                      f"{t['one 2-thread job']:.1f} examples/s | {r['threads']['two_1thread_over_one_2thread']:.2f}x | "
-                     "see below |")
+                     "on (runtime.threads: 1) |")
     if "compile" in r:
         c = r["compile"]
         lines.append(f"| torch.compile (training) | step {c['compile']['median_step_s']:.3f} vs eager "
