@@ -146,13 +146,27 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def cpu_bf16() -> dict:
+    """Whether this CPU runs bf16 natively (contrastlab.native: oneDNN's flag and the measured
+    slowdown against fp32) and what train.precision: auto picks here."""
+    import torch
+
+    from contrastlab import native
+    from contrastlab.precision import resolve
+
+    how = native.support("bf16", torch.device("cpu"))
+    return {"onednn_flag": native.onednn_flag("bf16"), "native": how.native, "slowdown_vs_fp32": how.slowdown,
+            "auto_picks": resolve("auto", torch.device("cpu")),
+            "isa_env": {k: os.environ[k] for k in native.ISA_ENV if k in os.environ}}
+
+
 def machine() -> dict:
     import torch
     import transformers
 
     from contrastlab.provenance import cpu_name
 
-    return {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+    return {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "bf16": cpu_bf16(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__, "python": sys.version.split()[0],
             "platform": platform.platform(), "load_avg": list(os.getloadavg()),

@@ -203,7 +203,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=PRECISION,
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=PRECISION,
                     help=f"train.precision (default: config.yaml's, {PRECISION})")
     ap.add_argument("--batch", type=int, default=BATCH, help=f"examples in the batch (default: config.yaml's, {BATCH})")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
@@ -244,7 +244,7 @@ def main() -> None:
               f"{r.get('peak_rss_mb', float('nan')):12.0f} {r.get('rss_growth_mb', float('nan')):14.1f}"
               + (f"  cuda peak {r['cuda_step_peak_mb']:.1f} MB" if "cuda_step_peak_mb" in r else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"device": str(device), "precision": args.precision, "clock": args.clock, "torch_threads": torch.get_num_threads(), "repeats": repeats,
+    meta = {"device": str(device), "precision": precision.name, "clock": args.clock, "torch_threads": torch.get_num_threads(), "repeats": repeats,
             "batch_shape": list(batch["input_ids"].shape), "max_len": MAX_LEN, "trainable_layers": TRAINABLE,
             "model": "embedded MiniLM-L6", "quick": args.quick, "load_average": os.getloadavg()[0], "torch": torch.__version__}
     args.out.write_text(json.dumps({"meta": meta, "variants": rows}, indent=2))

@@ -1,7 +1,7 @@
 """Training samples/s in bf16 against fp32, for the baseline and one cell of every family.
 
     python benchmarks/precision_speed.py [--quick] [--cells baseline scl_viewsone ...]
-                                         [--repeats R] [--steps S]
+                                         [--repeats R] [--steps S] [--splits 32x1 ...] [--no-avx2-row]
 
 Workload: the default study's cells (config.yaml: embedded MiniLM-L6, max_len 64, its batch of
 32 examples per optimizer step) on the default prepared data, each run by contrastlab.train's
@@ -23,24 +23,37 @@ caches (else the first cell measured pays for building them).
 Ratios: bf16 over fp32 at the same split (goal >= GOAL for the baseline), and the new default
 (bf16 at config.yaml's split) over the old one (fp32, 16 x 2).
 
+The AVX2-only row: on a CPU with native bf16, the baseline is measured once more in a subprocess
+whose oneDNN is capped at AVX2 (contrastlab.native.AVX2_ONLY: ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2), which turns oneDNN's bf16 kernels off: bf16
+then runs torch's scalar fallback, as on a CPU without avx512_bf16 or AMX; 32 x 1, 2 rounds of 1
+step (an emulated bf16 step takes seconds). On a CPU without native bf16 the main run is that row
+itself (the baseline, 32 x 1, 2 rounds of 1 step), since train.precision: auto picks fp32 there.
+bf16 contenders run with runtime.allow_slow_precision (measuring the emulation is the point).
+
 Writes benchmarks/results/precision_speed.json.
 """
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
+import subprocess
+import tempfile
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (FAMILY_CELLS, default_cell, default_config, default_runtime, prepared_default,  # noqa: E402
-                     write_result)
+from _common import (FAMILY_CELLS, cpu_bf16, default_cell, default_config, default_runtime,  # noqa: E402
+                     prepared_default, split_of, write_result)
 
 import torch  # noqa: E402
 
 from contrastlab.batching import epoch_steps  # noqa: E402
+from contrastlab.native import AVX2_ONLY  # noqa: E402
 from contrastlab.prepared import load_prepared  # noqa: E402
 from contrastlab.train import Trainer  # noqa: E402
 
@@ -53,11 +66,11 @@ def label(precision: str, split: tuple[int, int]) -> str:
     return f"{precision} {split[0]}x{split[1]}"
 
 
-def measure_cell(cell: str, data, runtime, steps, n_steps: int, repeats: int) -> dict:
-    """The four contenders of one cell, interleaved over `repeats` rounds of `n_steps` steps."""
+def measure_cell(cell: str, data, runtime, steps, n_steps: int, repeats: int, splits=SPLITS) -> dict:
+    """The contenders (precision x split) of one cell, interleaved over `repeats` rounds of `n_steps` steps."""
     trainers = {}
     for precision in PRECISIONS:
-        for b, a in SPLITS:
+        for b, a in splits:
             cfg = default_cell(cell, **{"train.precision": precision, "train.batch_size": b, "train.grad_accum": a})
             trainers[label(precision, (b, a))] = Trainer(cfg, runtime, data, torch.device("cpu"), len(steps))
     names = list(trainers)
@@ -97,12 +110,18 @@ def main() -> None:
     ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(FAMILY_CELLS)})")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell")
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per contender and round")
+    ap.add_argument("--splits", nargs="*", default=None, help="micro-batch x accumulation (default: 16x2 32x1)")
+    ap.add_argument("--no-avx2-row", action="store_true", help="skip the AVX2-only row (see above)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    bf16 = cpu_bf16()
     cells = args.cells or FAMILY_CELLS
+    splits = [split_of(x) for x in args.splits] if args.splits else SPLITS
     if args.quick:
         cells, args.repeats, args.steps = args.cells or ["baseline", "scl_viewsone"], 2, 1
-    runtime = default_runtime()
+    if not bf16["native"] and not args.cells:  # emulated bf16: only the baseline, briefly (see above)
+        cells, args.repeats, args.steps, splits = ["baseline"], 2, 1, [(32, 1)]
+    runtime = default_runtime(allow_slow_precision=True)
     torch.set_num_threads(runtime.threads)
     data = load_prepared(prepared_default())
     effective = default_cell("baseline").train
@@ -111,24 +130,26 @@ def main() -> None:
     # oneDNN builds a kernel per matrix shape and dtype on first use: without a pass that fills
     # those caches, the first cell measured pays for every shape (its bf16 ran 1.57x fp32 where
     # measured first and 2.19x where measured second). Its result is thrown away.
-    measure_cell(cells[0], data, runtime, steps, args.steps, 1)
+    measure_cell(cells[0], data, runtime, steps, args.steps, 1, splits)
     results = []
     for cell in cells:
         t = time.perf_counter()
-        rows = measure_cell(cell, data, runtime, steps, args.steps, args.repeats)
+        rows = measure_cell(cell, data, runtime, steps, args.steps, args.repeats, splits)
         ratios = {f"{b}x{a}": rows[label("bf16", (b, a))]["samples_per_s"] / rows[label("fp32", (b, a))]["samples_per_s"]
-                  for b, a in SPLITS}
+                  for b, a in splits}
         default_split = (effective.batch_size, effective.grad_accum)
-        new_over_old = rows[label("bf16", default_split)]["samples_per_s"] / rows[label("fp32", (16, 2))]["samples_per_s"]
+        new_over_old = (rows[label("bf16", default_split)]["samples_per_s"] / rows[label("fp32", (16, 2))]["samples_per_s"]
+                        if {default_split, (16, 2)} <= set(splits) else None)
         family = default_cell(cell).family
         results.append({"cell": cell, "family": family, "contenders": rows, "bf16_over_fp32": ratios,
                         "new_default_over_old": new_over_old, "wall_s": time.perf_counter() - t})
         print(f"{cell:<42}" + "".join(f"{n}: {r['samples_per_s']:6.1f}/s  " for n, r in rows.items())
               + " bf16/fp32 " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
-              + f"; bf16 {default_split[0]}x{default_split[1]} / fp32 16x2 {new_over_old:.2f}x", flush=True)
+              + (f"; bf16 {default_split[0]}x{default_split[1]} / fp32 16x2 {new_over_old:.2f}x" if new_over_old else ""),
+              flush=True)
     base = next((r for r in results if r["cell"] == "baseline"), None)
     goals = []
-    if base is not None:
+    if base is not None and bf16["native"]:  # the goal is for a CPU with native bf16
         for split, ratio in base["bf16_over_fp32"].items():
             goals.append({"what": f"baseline bf16 over fp32, {split}", "goal": GOAL, "ratio": ratio, "met": ratio >= GOAL})
     default_split = f"{effective.batch_size}x{effective.grad_accum}"
@@ -136,8 +157,21 @@ def main() -> None:
         "quick": args.quick, "repeats": args.repeats, "steps_per_round": args.steps, "step_size": step_size,
         "default_split": default_split, "default_precision": effective.precision,
         "max_len": default_config()["model"]["max_len"], "threads": torch.get_num_threads(),
-        "splits": [f"{b}x{a}" for b, a in SPLITS], "goal": GOAL, "cells": results, "goals": goals,
-        "met": all(g["met"] for g in goals) if goals else None}, args.out)
+        "splits": [f"{b}x{a}" for b, a in splits], "goal": GOAL, "cells": results, "goals": goals,
+        "met": all(g["met"] for g in goals) if goals else None, "bf16": bf16,
+        "avx2_only": None if args.no_avx2_row or not bf16["native"] else avx2_row()}, args.out)
+
+
+def avx2_row() -> dict:
+    """The baseline's row measured in a subprocess with oneDNN capped at AVX2 (see above)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "avx2.json"
+        subprocess.run([sys.executable, __file__, "--cells", "baseline", "--splits", "32x1", "--repeats", "2",
+                        "--steps", "1", "--no-avx2-row", "--out", str(out)], env={**os.environ, **AVX2_ONLY},
+                       check=True, timeout=900)
+        r = json.loads(out.read_text())
+    return {"env": AVX2_ONLY, "bf16": r["bf16"], "repeats": r["repeats"], "steps_per_round": r["steps_per_round"],
+            "cell": r["cells"][0]}
 
 
 if __name__ == "__main__":

@@ -54,7 +54,61 @@ def section_precision_speed(r: dict) -> list[str]:
         lines.append(f"| {g['what']} >= {g['goal']}x | {g['ratio']:.3f}x | {verdict(g['met'])} |")
     lines += ["", "The last column is the speed-up of the new default recipe over the old one (fp32, 16 x 2) "
               "at the same 32 examples per step."]
-    return lines
+    return lines + avx2_row(r.get("avx2_only"))
+
+
+def avx2_row(a: dict | None) -> list[str]:
+    """precision_speed's AVX2-only row: bf16 on torch's fallback, forced on this CPU."""
+    if not a:
+        return []
+    c, env = a["cell"], " ".join(f"{k}={v}" for k, v in a["env"].items())
+    (split, ratio), = c["bf16_over_fp32"].items()
+    k = c["contenders"]
+    return ["", f"**AVX2-only CPU** (emulated here: `{env}`, which turns oneDNN's bf16 kernels off: its check then "
+            f"says {a['bf16']['onednn_flag']}, and a bf16 Linear takes {a['bf16']['slowdown_vs_fp32']:.1f}x fp32's "
+            f"time){where(a)}: baseline, {split}, {a['repeats']} rounds of {a['steps_per_round']} step: fp32 "
+            f"{k[f'fp32 {split}']['samples_per_s']:.1f}/s, bf16 {k[f'bf16 {split}']['samples_per_s']:.1f}/s: "
+            f"**bf16/fp32 {ratio:.3f}x**. `train.precision: auto` runs fp32 there, and an explicit bf16 stops at "
+            "the job's start unless `runtime.allow_slow_precision: true`."]
+
+
+def where(r: dict) -> str:
+    """", on <cpu> (load ...)" when a result carries its own machine (measured apart from the rest)."""
+    m = r.get("machine")
+    return f", on {m['cpu']} (load average {m['load_avg'][0]:.1f} on {m['cores']} cores)" if m else ""
+
+
+def section_grid_speedups(r: dict) -> list[str]:
+    """grid_speedups.py: what each idea gains for the default grid on an AVX2-only CPU."""
+    b = r["bf16"]
+    how = (f"emulated with `{' '.join(f'{k}={v}' for k, v in b['isa_env'].items())}`" if b.get("isa_env")
+           else "on this CPU as it is")
+    runs = r.get("runs") or {"every idea": r}
+    lines = [f"The default baseline cell in fp32 (what `auto` runs without native bf16), {how}{where(r)}; "
+             + "; ".join(f"{k}: {v['steps']} real steps per round, {v['repeats']} rounds" for k, v in runs.items())
+             + "; medians.", "",
+             "| idea | measured | gain | kept |", "|---|---|---:|---|"]
+    if "frozen" in r:
+        f = r["frozen"]
+        lines.append(f"| frozen layers cached (embeddings + {f['frozen_layers']} lowest layers) | step "
+                     f"{f['step_s']:.3f} s, of which their forward {f['frozen_forward_s']:.3f} s "
+                     f"({f['frozen_share']:.0%}) | {f['gain_per_cell']:.2f}x per non-LoRA cell | not built |")
+    if "threads" in r:
+        t = r["threads"]["median"]
+        lines.append(f"| two 1-thread jobs vs one 2-thread job | {t['two 1-thread jobs']:.1f} vs "
+                     f"{t['one 2-thread job']:.1f} examples/s | {r['threads']['two_1thread_over_one_2thread']:.2f}x | "
+                     "on (runtime.threads: 1) |")
+    if "compile" in r:
+        c = r["compile"]
+        lines.append(f"| torch.compile (training) | step {c['compile']['median_step_s']:.3f} vs eager "
+                     f"{c['eager']['median_step_s']:.3f} s; first step {c['compile']['first_step_s']:.0f} s | "
+                     f"{1 / c['compiled_over_eager_step']:.2f}x per step | off |")
+    if "buckets" in r:
+        k = r["buckets"]
+        pad = k["padded_tokens"]
+        lines.append(f"| length-grouped steps vs random (already on) | padded tokens {pad['grouped']:,} vs "
+                     f"{pad['random']:,} ({k['tokens']:,} real) | {k['random_over_grouped_time']:.2f}x | on |")
+    return lines + [""] + [f"- {n}" for n in r.get("notes", [])]
 
 
 def section_flops(r: dict, passive: dict | None) -> list[str]:
@@ -265,6 +319,7 @@ SECTIONS = [  # (result name, title, section builder)
     ("probe_speed", "Probe stage vs the reference evaluation", section_probe),
     ("dag_timing", "The DAG", section_dag),
     ("calibration", "Calibration of the verdict's statistics (issue 18)", section_calibration),
+    ("grid_speedups", "The default grid on an AVX2-only CPU: what each idea gains", section_grid_speedups),
 ]
 NUMBER = {name: i + 1 for i, (name, _, _) in enumerate(SECTIONS)}
 
@@ -303,6 +358,8 @@ def goal_rows(load) -> list[tuple]:
         hi = max(xs, key=lambda x: x[1])
         return f"{lo[1]:.2f}x ({lo[0]}) to {hi[1]:.2f}x ({hi[0]}) at {r['default_split']}", None
     add("Training samples/s bf16 / fp32, every family (figure, no goal)", "#11", "precision_speed", ps_family)
+    add("Training bf16 / fp32 on an AVX2-only CPU (emulated; figure: auto runs fp32 there)", "#20", "precision_speed",
+        lambda r: (f"{next(iter(r['avx2_only']['cell']['bf16_over_fp32'].values())):.3f}x", None))
     add("Fraction of the bf16 matmul peak while training: >= 0.5", "#11", "flops",
         lambda r: (f"{r['precisions']['bf16']['fraction_of_peak']:.3f}", r["precisions"]["bf16"]["met"]))
     add("Fraction of the fp32 matmul peak while training (fp32): >= 0.6", "kept", "flops",

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BEFORE_COMMIT, CACHE, RESULTS, machine, remove_before_tree  # noqa: E402
+from _common import BEFORE_COMMIT, CACHE, RESULTS, cpu_bf16, machine, remove_before_tree  # noqa: E402
 from results_sections import NUMBER, SECTIONS, verdict, goal_rows, section_flops  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -41,7 +41,13 @@ BENCHMARKS = [
     ("probe_speed", "probe_speed.py", [], {}, 900),  # two 20,000-point sizes: ~5 min on 2 cores
     ("dag_timing", "dag_timing.py", [], {}, 900),
     ("calibration", "calibration.py", [], {}, 1800),
+    ("grid_speedups", "grid_speedups.py", [], {}, 1200),
 ]
+
+# bf16 against fp32, judged for a CPU with native bf16: without it (train.precision: auto runs fp32
+# there, and an explicit bf16 stops), they are skipped; precision_speed's AVX2-only row and
+# grid_speedups measure that case
+NEEDS_NATIVE_BF16 = {"trainer_vs_ours", "flops", "flops_passive", "precision_accuracy", "embed_speed"}
 
 
 def run(name, script, extra, env, timeout, quick: bool, results: Path) -> dict:
@@ -72,6 +78,16 @@ def _invocation(runs: dict) -> str:
     return f"`--only {' '.join(runs)}` (the other sections are from an earlier run)"
 
 
+def bf16_line(b: dict | None) -> str:
+    """The machine's native bf16, as _common.cpu_bf16 recorded it."""
+    if not b:
+        return "native bf16: not recorded"
+    forced = f" (forced by {', '.join(f'{k}={v}' for k, v in b['isa_env'].items())})" if b.get("isa_env") else ""
+    return (f"native bf16: {'yes' if b['native'] else 'no'}{forced} (oneDNN's check {b['onednn_flag']}; a bf16 "
+            f"Linear forward + backward measured {b['slowdown_vs_fp32']:.2f}x fp32's time); "
+            f"train.precision: auto picks {b['auto_picks']} here")
+
+
 def write_report(runs: dict, started: float, wall: float | None, quick: bool, m: dict, results: Path,
                  report: Path) -> None:
     def load(name):
@@ -84,6 +100,7 @@ def write_report(runs: dict, started: float, wall: float | None, quick: bool, m:
              "repeats, median): read the ratios, not the absolute times.", "",
              f"- machine: {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}; "
              f"CPU bf16/matrix units: {', '.join(m.get('cpu_flags') or []) or 'none listed'}; {m['platform']}",
+             f"- {bf16_line(m.get('bf16'))}",
              f"- torch {m['torch']}, transformers {m['transformers']}, Python {m['python']}",
              f"- date: {m['date']}; load average at the end {', '.join(f'{x:.1f}' for x in m['load_avg'])} "
              "(a shared machine: a load near or above the cores means neighbours ran during the benchmarks)",
@@ -146,8 +163,12 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"unknown benchmark(s) {sorted(unknown)} (known: {', '.join(b[0] for b in BENCHMARKS)})")
         try:
+            native = cpu_bf16()["native"]
             for name, script, extra, env, timeout in BENCHMARKS:
                 if args.only and name not in args.only:
+                    continue
+                if name in NEEDS_NATIVE_BF16 and not native:
+                    runs[name] = {"name": name, "rc": "skipped: no native bf16", "wall_s": 0.0, "tail": ""}
                     continue
                 runs[name] = run(name, script, extra, env, timeout, args.quick, results)
         finally:
@@ -158,7 +179,7 @@ def main() -> None:
         meta.write_text(json.dumps({"runs": runs, "started": started, "wall_s": wall, "quick": quick,
                                     "machine": box}, indent=2))
     write_report(runs, started if runs else 0.0, wall, quick, box or machine(), results, report)
-    failed = [n for n, r in runs.items() if r["rc"] != 0 and not args.report_only]
+    failed = [n for n, r in runs.items() if r["rc"] not in (0, "skipped: no native bf16") and not args.report_only]
     if failed:
         print(f"failed: {', '.join(failed)}")
         sys.exit(1)

@@ -59,7 +59,7 @@ def same_accuracy(seed):
     return changed(seed, 60, 60)
 
 
-def write_run(root, cell, seed, family, loss, correct, trainable=FULL, collapsed=None, device=DEVICE):
+def write_run(root, cell, seed, family, loss, correct, trainable=FULL, collapsed=None, device=DEVICE, precision="bf16"):
     """One cell x seed's result files at the layout's paths -> its `files` for the aggregate."""
     train = layout.stage_files(str(root), "train", cell, seed)
     files = {f"train_{k}": v for k, v in train.items()}
@@ -76,7 +76,7 @@ def write_run(root, cell, seed, family, loss, correct, trainable=FULL, collapsed
          "steps": 40, "train_time_s": 40 * step, "step_time_s": step, "peak_memory_mb": 1000.0 + 10 * seed,
          "trainable_params": trainable, "ce_term": "ce", "loss_weights": weights,
          "loss_shares": {k: v / sum(weights.values()) for k, v in weights.items()}, "collapsed": collapsed,
-         "provenance": {"device_name": device, "precision": "bf16", "torch": "2.5.1", "transformers": "4.46.0",
+         "provenance": {"device_name": device, "precision": precision, "torch": "2.5.1", "transformers": "4.46.0",
                         "peft": "0.13.0", "cuda": "12.4", "code_hash": f"{cell}-hash"}}))
     Path(files["probe_metrics"]).write_text(json.dumps(
         {"svm_acc": 0.85 + 0.01 * seed, "knn1_acc": 0.8, "kmeans_ari": 0.5, "kmeans_nmi": 0.4, "silhouette": 0.1,
@@ -371,6 +371,20 @@ def test_cells_that_ran_on_different_devices_get_a_warning_in_the_table_notes(tm
     root, _ = results  # every cell of the main study ran on one device: no warning
     for name in [*COMPARISON_TABLES, "representation"]:
         assert "WARNING" not in (root / "tables" / f"{name}.md").read_text(), name
+
+
+def test_cells_that_auto_resolved_to_different_precisions_get_a_warning_and_the_landing_page_names_both(tmp_path):
+    runs = [run_of(tmp_path, "baseline", 1, "baseline", "baseline", {}, {}, base_correct(1), precision="fp32"),
+            run_of(tmp_path, "scl_viewsone", 1, "scl", "scl", {"views": "one"}, {"views": "one"}, better(1))]
+    outputs = {k: v for k, v in all_outputs(tmp_path, ["baseline", "scl"]).items()
+               if k == "landing" or (k.endswith("_md") and k.split("_")[0] in ("headline", "scl"))}
+    aggregate(runs, outputs, baseline="baseline", n_boot=200)
+    for name, path in outputs.items():
+        text = Path(path).read_text()
+        if name == "landing":
+            assert "precision bf16, fp32" in text
+        else:
+            assert "WARNING: these cells ran on different precision (bf16, fp32)" in text, path
 
 
 def test_landing_page_states_the_study_and_lists_the_verdict(results):

@@ -122,7 +122,7 @@ def test_the_frozen_layer_check_is_lifted_by_lora_which_adapts_every_layer(own_c
      "experiments.scl.loss.tau = '0.3': must be a number (it is quoted, so YAML reads it as text"),
     ({"train.lr_top": "1e-4"}, "train.lr_top = '1e-4': must be a number (YAML reads 1e-4 as text: write it with a dot"),
     ({"train.epochs": "three"}, "train.epochs = 'three': must be an integer"),
-    ({"train.precision": "fp64"}, "train.precision = 'fp64': must be one of 'fp32', 'bf16' or 'fp16'"),
+    ({"train.precision": "fp64"}, "train.precision = 'fp64': must be one of 'auto', 'fp32', 'bf16' or 'fp16'"),
     ({"train.lr_haed": 1e-3}, "train.lr_haed: unknown key; did you mean lr_head?"),
     ({"experiments.scl.train": {"lr_haed": 1e-3}}, "experiments.scl.train.lr_haed: unknown key"),
     ({"experiments.scl.sweep": {"train.lr_haed": [1e-3]}}, "experiments.scl.sweep.train.lr_haed: unknown key"),

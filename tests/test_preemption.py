@@ -29,7 +29,7 @@ CONFIG = {
     "results": "results",
     "data": {"source": "embedded", "max_train": 1000, "max_eval": 60},
     "model": {"name": "TINY_MODEL", "max_len": 32, "trainable_layers": 2},
-    "train": {"epochs": 2, "batch_size": 16, "grad_accum": 1, "lr_top": 1.0e-3, "lr_head": 1.0e-3},
+    "train": {"epochs": 2, "batch_size": 16, "grad_accum": 1, "lr_top": 1.0e-3, "lr_head": 1.0e-3, "precision": "fp32"},
     "runtime": {"device": "cpu", "threads": 1, "log_every": 1},
     "probe": {"max_samples": 60, "folds": 3},
     "experiments": {"baseline": {"family": "baseline"}},

@@ -155,9 +155,14 @@ class TrainConfig(Section):
     grad_cache: bool = Field(False, description="effective contrast set at one micro-batch's activation memory: views "
                                                 "are computed without a graph, then each micro-batch is re-run with "
                                                 "its views' gradients (GradCache); about 1.3x compute, same result")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="autocast dtype of training, evaluation and embedding; weights, optimizer state and loss "
-                            "math stay fp32 (fp16 adds a gradient scaler)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast dtype of training, evaluation and embedding; weights, optimizer state and loss "
+                            "math stay fp32 (fp16 adds a gradient scaler). auto: bf16 where the device runs it "
+                            "natively (a GPU from Ampere on, a CPU with avx512_bf16 or AMX, measured once per host), "
+                            "fp16 on older GPUs, else fp32. A cell's identity is the value written here (auto), so a "
+                            "host that resolves auto differently reruns nothing: each cell records the precision it "
+                            "ran in (metrics provenance) and the tables warn when their cells' differ. An explicit "
+                            "bf16 or fp16 that the device only emulates stops the job (runtime.allow_slow_precision)")
     select: Literal["last", "best_val"] = Field(
         "last", description="weights that are tested: those after the last step, or of the best validation accuracy")
     eval_every: int | None = Field(None, ge=1, description="validation every N optimizer steps (default: after each epoch)")
@@ -182,6 +187,10 @@ class RuntimeConfig(Section):
     tf32: bool = Field(True, description="TF32 matmuls for fp32 on GPUs that have them (Ampere and newer)")
     compile: bool = Field(False, description="torch.compile the encoder (GPU jobs: faster steps after a compile of "
                                              "a minute; dynamic shapes; see docs/cluster.md)")
+    allow_slow_precision: bool = Field(False, description="run an explicit train.precision that the device only "
+                                                          "emulates (bf16 on a CPU without avx512_bf16/AMX, on a GPU "
+                                                          "before Ampere; fp16 on a CPU), 3 to 20x slower, instead of "
+                                                          "stopping")
     deterministic: bool = Field(False, description="deterministic algorithms (torch.use_deterministic_algorithms): "
                                                    "bit-identical GPU reruns, somewhat slower")
 

@@ -23,16 +23,16 @@ def embed(cfg: CellConfig, probe: ProbeConfig, runtime: RuntimeConfig, prepared_
     (contrastlab.layers), labels [N], index [N] (positions in the split), label_names [C]. The
     examples are a stratified subsample of `probe.max_samples` (seeded with the cell's seed)."""
     device = pick_device(runtime.device)
-    precision = setup_precision(cfg.train.precision, device, runtime.tf32)
+    precision = setup_precision(cfg.train.precision, device, runtime.tf32, runtime.allow_slow_precision)
     data = load_prepared(prepared_dir)
     split = data.splits[probe.split]
     index = split.subsample(probe.max_samples, cfg.seed)
     ids = [split.ids[i] for i in index]
-    attention = attention_kernel(cfg.train.precision, device, backward=False)
+    attention = attention_kernel(precision.name, device, backward=False)
     model = load_trained(cfg.model, weights, len(data.names), device, attention)
     for p in model.parameters():
         p.requires_grad_(False)
-    store_frozen_in_autocast_dtype(model, cfg.train.precision)
+    store_frozen_in_autocast_dtype(model, precision.name)
     pad_id = data.summary["pad_id"]
     layers = list(probe.layers)
     hs_index = {l: hidden_state_index(l, model.num_layers) for l in layers}

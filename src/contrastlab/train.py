@@ -46,6 +46,7 @@ log = logging.getLogger("contrastlab.train")
 CHECKPOINT_EVERY_S = 30.0  # after the first, at most one epoch-end checkpoint per this many s (signals: always)
 MAX_SKIPPED_STEPS = 25  # fp16: consecutive steps skipped for overflowing gradients before the cell stops
 INJECT_MAX_MICRO = "CONTRASTLAB_TEST_MAX_MICRO_BATCH"  # tests: a micro-batch above this raises a GPU OOM
+RATE_AFTER_STEPS, RATE_AFTER_S = 5, 20.0  # the step rate is logged once, after this many steps or seconds
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -96,16 +97,16 @@ class Trainer:
 
     def __init__(self, cfg: CellConfig, runtime: RuntimeConfig, data, device, total_steps: int, ooms: int = 0):
         self.cfg, self.data, self.device = cfg, data, device
-        self.precision = setup_precision(cfg.train.precision, device, runtime.tf32)
+        self.precision = setup_precision(cfg.train.precision, device, runtime.tf32, runtime.allow_slow_precision)
         self.pad_id = data.summary["pad_id"]
         seed_everything(cfg.seed)
-        attention = attention_kernel(cfg.train.precision, device)
+        attention = attention_kernel(self.precision.name, device)
         self.model = build_classifier(cfg.model, len(data.names), attention).to(device)
         # the DAG build checked this already unless the model was not in the local cache then
         check_cell(cfg, ModelInfo(cfg.model.name, "loaded", "", self.model.encoder.config.to_dict()), [],
                    f"cell {cfg.cell}")
         self.objective = build_objective(cfg.family, cfg.loss, self.model).to(device)
-        store_frozen_in_autocast_dtype(self.model, cfg.train.precision)
+        store_frozen_in_autocast_dtype(self.model, self.precision.name)
         # saved as weights.safetensors, where embed finds the classifier's tensors under MODEL_PREFIX
         self.modules = nn.ModuleDict({MODEL_PREFIX.rstrip("."): self.model, "objective": self.objective})
         if runtime.compile:  # the forward only: parameter names and hooks stay those of the eager module
@@ -216,7 +217,7 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
         attempts.records[-1].update(micro_batch=trainer.micro, grad_cache=trainer.grad_cache)
 
     ckpt = Path(state["checkpoint"])
-    fingerprint = fingerprint_of(cfg)
+    fingerprint = fingerprint_of(cfg, trainer.precision.name)
     loop = checkpoint.load(ckpt, fingerprint, trainer.modules, trainer.opt.optimizer, trainer.opt.scheduler,
                            trainer.precision.scaler)
     if loop is not None:
@@ -232,10 +233,11 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
         last_save = time.monotonic()
 
     log.info("cell %s seed %d: %d train examples, %d optimizer steps of %d on %s in %s; %d trainable parameters",
-             cfg.cell, cfg.seed, len(split), total, effective, device, cfg.train.precision,
+             cfg.cell, cfg.seed, len(split), total, effective, device, precision_words(trainer.precision),
              count_trainable(trainer.modules))
     lengths = [len(s) for s in split.ids]
     steps, steps_epoch, since_eval = None, None, []
+    rate = {"from": loop["step"], "s": 0.0, "examples": 0, "logged": False}  # this attempt's steps
     trainer.model.train()
     with checkpoint.PreemptionFlag() as preempted:
         while loop["step"] < total:
@@ -250,6 +252,7 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
             loop["history"].append({"step": loop["step"], "epoch": epoch + 1, **row, "time_s": dt})
             since_eval.append(row["loss"])
             n, elapsed = loop["step"], loop["elapsed_s"]
+            _log_rate_once(rate, row["examples"], dt, n, total, trainer.precision)
             if n % runtime.log_every == 0 or n == total:
                 log.info("epoch %d step %d/%d loss %.4f grad_norm %.3g lr %.3g (%.2f s/step, ETA %.0f s)",
                          epoch + 1, n, total, row["loss"], row["grad_norm"], row["lr"], elapsed / n,
@@ -281,14 +284,17 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
     return metrics
 
 
-def fingerprint_of(cfg: CellConfig) -> str:
-    """What determines the result: the whole cell config, less how the effective batch is split."""
+def fingerprint_of(cfg: CellConfig, precision: str | None = None) -> str:
+    """What determines the result: the whole cell config, less how the effective batch is split,
+    and the precision `auto` resolved to (a retry on another host must not resume a run in another)."""
     import hashlib
     import json
 
     d = cfg.model_dump()
     effective = d["train"]["batch_size"] * d["train"]["grad_accum"]
     d["train"].update(batch_size=effective, grad_accum=1)
+    if precision and precision != d["train"]["precision"]:
+        d["train"]["precision"] = f"{d['train']['precision']}:{precision}"
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -301,6 +307,24 @@ def _evaluate(trainer: Trainer, loop: dict, runtime: RuntimeConfig, epoch: int, 
         loop["best"] = {"step": loop["step"], "val_accuracy": val_acc, "val_loss": val_loss,
                         "state": trainer.trained_state() if trainer.cfg.train.select == "best_val" else None}
     log.info("validation after step %d: loss %.4f accuracy %.4f", loop["step"], val_loss, val_acc)
+
+
+def precision_words(precision) -> str:
+    return precision.name if precision.configured == precision.name else f"{precision.name} (from {precision.configured})"
+
+
+def _log_rate_once(rate: dict, examples: int, dt: float, n: int, total: int, precision) -> None:
+    """After this attempt's first RATE_AFTER_STEPS steps or RATE_AFTER_S seconds: the step rate,
+    so that `tail -f` on the log shows at once a job that runs far slower than it should."""
+    rate["s"] += dt
+    rate["examples"] += examples
+    done = n - rate["from"]
+    if rate["logged"] or not (done >= RATE_AFTER_STEPS or rate["s"] >= RATE_AFTER_S or n == total):
+        return
+    rate["logged"] = True
+    log.info("step rate over the first %d steps: %.3g steps/s (%.3g s/step), %.1f examples/s, in %s; "
+             "the %d steps left take about %.0f s", done, done / rate["s"], rate["s"] / done,
+             rate["examples"] / rate["s"], precision_words(precision), total - n, rate["s"] / done * (total - n))
 
 
 def _shares(history: list[dict], objective) -> dict[str, float]:
@@ -340,7 +364,8 @@ def _metrics(cfg, trainer, data, probs, loop, device, runtime, effective) -> dic
         "collapsed": collapse(probs.argmax(1), test.labels, ce, shares, obj.ce_term, data.names),
         "test_in_train": data.summary.get("overlap", {}).get("train_test", 0),
         "label_noise_flipped": data.summary.get("label_noise", {}).get("flipped", 0),
-        "provenance": run_record(device, cfg.train.precision, runtime),
+        "provenance": {**run_record(device, trainer.precision.name, runtime),
+                       "precision_configured": trainer.precision.configured},
     }
 
 
