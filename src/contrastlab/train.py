@@ -196,8 +196,9 @@ class Trainer:
 
 
 def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out: dict, state: dict,
-          attempts=None) -> dict:
-    """Train one cell x seed; write `out` (metrics.json last: its presence marks a finished cell)."""
+          attempts=None, tracker=None) -> dict:
+    """Train one cell x seed; write `out` (metrics.json last: its presence marks a finished cell).
+    `tracker` (contrastlab.tracking.Tracking) gets each history row and validation as it happens."""
     configure_runtime(runtime)
     device = pick_device(runtime.device)
     if device.type == "cuda":
@@ -248,6 +249,8 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
             loop["step"] += 1
             loop["elapsed_s"] += dt
             loop["history"].append({"step": loop["step"], "epoch": epoch + 1, **row, "time_s": dt})
+            if tracker is not None:
+                tracker.log("train", loop["history"][-1], loop["step"])
             since_eval.append(row["loss"])
             n, elapsed = loop["step"], loop["elapsed_s"]
             if n % runtime.log_every == 0 or n == total:
@@ -258,6 +261,8 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
             every = cfg.train.eval_every
             if (every and n % every == 0) or (not every and epoch_end) or n == total:
                 _evaluate(trainer, loop, runtime, epoch, since_eval)
+                if tracker is not None:
+                    tracker.log("val", loop["epochs"][-1], loop["step"])
                 since_eval = []
             if preempted:
                 save_checkpoint()
