@@ -100,3 +100,29 @@ def test_tracking_is_on_by_default_and_names_only_known_trackers():
     assert RuntimeConfig().tracking == ["tensorboard"]
     with pytest.raises(ValueError, match="tensorboard"):
         RuntimeConfig.model_validate({"tracking": ["tensorbord"]})
+
+
+@pytest.mark.e2e
+def test_a_study_run_shows_every_cell_in_tensorboard_and_mlflow(tiny_deberta_dir, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from workflow_helpers import snakemake, write_config
+
+    experiments = {"baseline": {"family": "baseline"}, "scl": {"loss": {"alpha": 0.2}}}
+    config = write_config(tmp_path / "study.yaml", tiny_deberta_dir, experiments=experiments, seeds=[1, 2],
+                          **{"runtime.tracking": ["tensorboard", "mlflow"], "probe.layers": []})
+    snakemake(tmp_path, config, "--cores", "2", "--resources", "gpu=1")
+    runs = {(c, s) for c in ("baseline", "scl") for s in (1, 2)}
+    tb = {tuple(p.relative_to(tmp_path / "results/tb").parts) for p in (tmp_path / "results/tb").glob("*/*/seed*")}
+    assert tb == {(c, c, f"seed{s}") for c, s in runs}  # family / cell / seed
+    for cell, seed in runs:
+        acc = EventAccumulator(str(tmp_path / "results/tb" / cell / cell / f"seed{seed}"))
+        acc.Reload()
+        steps = [e.step for e in acc.Scalars("train/loss")]
+        assert steps == list(range(1, len(steps) + 1)) and len(steps) == 5  # 160 examples, 32 per step
+        assert {"train/grad_norm", "train/step_time_s", "val/accuracy", "test/accuracy", "probe/svm_acc"} <= set(
+            acc.Tags()["scalars"])
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'results/mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("results").experiment_id])
+    assert {r.info.run_name for r in found} == {f"{c}/seed{s}" for c, s in runs}
+    assert all({"test/accuracy", "probe/svm_acc", "train/loss"} <= set(r.data.metrics) for r in found)

@@ -126,7 +126,9 @@ class MLflow:
         self.lock = None if runtime.tracking_uri else Path(f"{store}.lock")
         if self.lock is not None:
             self.lock.parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        with self._locked():  # a new store's tables are created here: one job at a time
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)
 
     @contextlib.contextmanager
     def _locked(self):

@@ -1,0 +1,106 @@
+"""A study's progress in one line, with an estimate of the time left:
+
+    37/102 runs done, 2 running or killed, 1 failed, 62 pending; ETA 3 h 10 min at the measured 41 s/run, 2 at a time
+
+From the status rows (contrastlab.status: a run is one cell x seed) and what the finished runs
+measured: a run's time is the wall time of its jobs in Snakemake's benchmark files (train,
+embed, probe, plot: contrastlab.layout.benchmark_file), or, where those are missing, the sum
+of its optimizer steps' times in history.csv. The time left is that mean over the finished runs
+times the runs still to go, less what each running one has already spent (from its attempt
+record), divided by how many run at once now (at least one). Failed runs are not counted: they
+rerun only when the study is run again. `contrastlab status` and the controller's log
+(contrastlab.controller) print it.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import layout
+from .io import read_json
+
+RUN_STAGES = ("train", "embed", "probe", "plot")
+RUNNING = "running or killed"
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int
+    running: int
+    failed: int
+    pending: int
+    per_run_s: float | None  # measured mean wall time of a finished run
+    eta_s: float | None
+
+    def line(self) -> str:
+        parts = [f"{self.done}/{self.total} runs done"]
+        parts += [f"{n} {word}" for n, word in ((self.running, RUNNING), (self.failed, "failed"),
+                                                (self.pending, "pending")) if n]
+        head = ", ".join(parts)
+        if self.done == self.total:
+            return head
+        if self.per_run_s is None:
+            return f"{head}; ETA when a run has finished"
+        at_once = f", {self.running} at a time" if self.running > 1 else ""
+        return f"{head}; ETA {duration(self.eta_s)} at the measured {self.per_run_s:.0f} s/run{at_once}"
+
+
+def duration(seconds: float) -> str:
+    """3 h 10 min, 12 min, 40 s."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def run_seconds(results: str, cell: str, seed) -> float | None:
+    """Wall time of a finished run: its jobs' benchmark files, else its history's step times."""
+    total, found = 0.0, False
+    for stage in RUN_STAGES:
+        path = Path(layout.benchmark_file(results, stage, cell, seed))
+        if path.is_file():
+            rows = list(csv.DictReader(path.open(), delimiter="\t"))
+            if rows and rows[-1].get("s"):
+                total, found = total + float(rows[-1]["s"]), True
+    if found:
+        return total
+    history = Path(layout.stage_files(results, "train", cell, seed)["history"])
+    if history.is_file():
+        steps = [float(r["time_s"]) for r in csv.DictReader(history.open()) if r.get("time_s")]
+        return sum(steps) if steps else None
+    return None
+
+
+def _started(results: str, cell: str, seed) -> float | None:
+    """When the current attempt of a running run's earliest unfinished stage started."""
+    for stage in RUN_STAGES:
+        path = Path(layout.attempts_file(results, stage, f"{cell}/seed{seed}"))
+        try:
+            records = read_json(path).get("attempts", []) if path.is_file() else []
+        except ValueError:
+            continue
+        if records and records[-1].get("cause") is None:
+            return records[-1].get("started")
+    return None
+
+
+def progress(rows: list[dict], results: str, now: float | None = None) -> Progress:
+    """The progress of a study from its status rows (contrastlab.status.status_rows)."""
+    now = time.time() if now is None else now
+    count = {s: sum(r["state"] == s for r in rows) for s in ("done", RUNNING, "failed", "not run")}
+    measured = [s for r in rows if r["state"] == "done" for s in [run_seconds(results, r["cell"], r["seed"])]
+                if s is not None]
+    per_run = sum(measured) / len(measured) if measured else None
+    eta = None
+    if per_run is not None:
+        left = count["not run"] * per_run
+        for r in (r for r in rows if r["state"] == RUNNING):
+            started = _started(results, r["cell"], r["seed"])
+            left += max(0.0, per_run - (now - started)) if started else per_run
+        eta = left / max(1, count[RUNNING])
+    return Progress(total=len(rows), done=count["done"], running=count[RUNNING], failed=count["failed"],
+                    pending=count["not run"], per_run_s=per_run, eta_s=eta)
