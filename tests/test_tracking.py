@@ -126,3 +126,19 @@ def test_a_study_run_shows_every_cell_in_tensorboard_and_mlflow(tiny_deberta_dir
     found = client.search_runs([client.get_experiment_by_name("results").experiment_id])
     assert {r.info.run_name for r in found} == {f"{c}/seed{s}" for c, s in runs}
     assert all({"test/accuracy", "probe/svm_acc", "train/loss"} <= set(r.data.metrics) for r in found)
+
+
+def test_wandb_offline_run_of_the_training_and_probe_jobs_is_one_run_with_every_metric(tmp_path, monkeypatch):
+    """wandb 0.31 ships no Python reader of its offline transaction log (the datastore module moved
+    into its Go core): the test reads the run folders W&B wrote and the names in that log."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    run_jobs(tmp_path, RuntimeConfig(tracking=["wandb"]))
+    runs = sorted((tmp_path / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2  # the training job's and the probe job's, offline
+    ids = {p.name.rsplit("-", 1)[1] for p in runs}
+    assert len(ids) == 1  # one run id: `wandb sync` makes them one run
+    log = b"".join(p.read_bytes() for p in (tmp_path / "wandb" / "wandb").glob("offline-run-*/run-*.wandb"))
+    for name in (b"train/loss_supcon", b"val/accuracy", b"test/accuracy", b"probe/svm_acc", b"scl_alpha0.5/seed2",
+                 b"train.lr_top"):
+        assert name in log, name

@@ -7,7 +7,7 @@ or write the config reference.
     contrastlab rerun my.yaml CELL [--seed N] [--stage train|embed]
                                           one cell's stage outside Snakemake, into its usual files
     contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
-    contrastlab submit my.yaml --profile profiles/slurm [--time MIN] [-- SNAKEMAKE ARGS]
+    contrastlab submit my.yaml --profile profiles/slurm [--time MIN] [-- SNAKEMAKE ARGS...]
                                           the Snakemake controller as a SLURM job (contrastlab.controller)
 
 A YAML syntax error or an empty file is reported with the file and line (Snakemake's own loader
@@ -178,12 +178,14 @@ def main(argv=None) -> int:
         s.add_argument("--profile", required=True, help="the SLURM profile (e.g. profiles/slurm)")
         s.add_argument("--time", type=int, help="the controller's time limit in minutes (default runtime.controller_min)")
         s.add_argument("--every", type=float, default=60.0, help="seconds between progress lines in its log")
-        s.add_argument("snakemake_args", nargs="*", help="after --: more snakemake arguments")
         s.set_defaults(fn=fn)
     s = sub.add_parser("schema")
     s.add_argument("--check", action="store_true", help="only say whether the files are current")
     s.set_defaults(fn=cmd_schema)
-    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)  # submit, controller: what follows is snakemake's
+    args = ap.parse_args(argv[:cut])
+    args.snakemake_args = argv[cut + 1:]
     try:
         return args.fn(args)
     except ConfigError as e:

@@ -200,13 +200,15 @@ class WandB:
             root.mkdir(parents=True, exist_ok=True)
             self.run = wandb.init(project=ref.experiment, name=ref.name, group=ref.family, id=self.id,
                                   resume="allow", mode=mode, dir=str(root), config=self.params,
-                                  tags=[ref.family], reinit="create_new")
+                                  tags=[ref.family], reinit="create_new",
+                                  settings=wandb.Settings(console="off", silent=True))  # the job's log stays ours
             self.run.define_metric("*", step_metric="step", step_sync=False)
         self.run.log({**metrics, "step": step})
 
     def close(self, failed: bool):
         if self.run is not None:
             self.run.finish(exit_code=1 if failed else 0)
+            self.wandb.teardown()  # waits for W&B's service to write the run out
 
 
 CLASSES = {"tensorboard": TensorBoard, "mlflow": MLflow, "wandb": WandB}
