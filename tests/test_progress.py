@@ -102,3 +102,12 @@ def test_contrastlab_status_prints_the_progress_line(stopped_study, capsys):
 @pytest.mark.parametrize("seconds, text", [(40, "40 s"), (61, "1 min"), (11400, "3 h 10 min"), (-3, "0 s")])
 def test_duration_in_words(seconds, text):
     assert duration(seconds) == text
+
+
+def test_a_run_whose_benchmark_files_are_not_written_yet_is_left_out_of_the_measure(stopped_study):
+    p, R = stopped_study
+    first = p.cells[0]  # finished at 0.5 x 41 s; its history says 1 s
+    for stage in BENCH:
+        Path(layout.benchmark_file(R, stage, first.name, first.seed)).unlink()
+    Path(layout.stage_files(R, "train", first.name, first.seed)["history"]).write_text("step,time_s\n1,1.0\n")
+    assert progress(status_rows(p, R), R, now=NOW).per_run_s == pytest.approx((41.0 + 61.5) / 2)

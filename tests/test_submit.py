@@ -6,6 +6,8 @@ Slow (a SLURM job wave costs ~15 s): the DAG is prepare, two trainings and the a
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -44,7 +46,7 @@ def wait_until(what: str, ready, timeout: float, log: Path | None = None) -> Non
 
 
 def submit(workdir: Path, config: Path) -> str:
-    done = contrastlab(workdir, "submit", str(config), "--profile", str(REPO / "profiles/slurm"), "--time", "5",
+    done = contrastlab(workdir, "submit", str(config), "--profile", str(REPO / "profiles/slurm"), "--time", "10",
                        "--every", "2", "--", *FAST_POLL)
     assert done.returncode == 0, done.stderr
     return done.stdout.split("SLURM job ")[1].split(",")[0]
@@ -63,11 +65,12 @@ def test_the_controller_runs_as_a_slurm_job_and_a_resubmission_after_it_died_fin
     again = contrastlab(tmp_path, "submit", str(config), "--profile", str(REPO / "profiles/slurm"))
     assert again.returncode == 1 and f"already queued or running: job {first}" in again.stderr
     log1 = tmp_path / layout.controller_log("results").replace("%j", first)
-    # once the data is prepared, kill the controller as a node failure would: no chance to clean up
+    # once the data is prepared, kill Snakemake as a node failure would: no chance to clean up
     wait_until("the prepare job", lambda: any(results.glob("prepared/*/labels.json")), 300, log1)
-    subprocess.run(["scancel", "--full", "--signal=KILL", first], check=True)
-    wait_until("the first controller to go", lambda: not queued(first), 60)
-    assert any((tmp_path / ".snakemake/locks").iterdir())  # it died holding the lock
+    os.kill(int(re.search(r"snakemake \(pid (\d+)\)", log1.read_text()).group(1)), signal.SIGKILL)
+    wait_until("the first controller to go", lambda: not queued(first), 60, log1)
+    locks = tmp_path / ".snakemake/locks"
+    assert locks.is_dir() and any(locks.iterdir()), log1.read_text()[-3000:]  # it died holding the lock
 
     second = submit(tmp_path, config)
     log2 = tmp_path / layout.controller_log("results").replace("%j", second)
@@ -84,6 +87,6 @@ def test_the_controller_runs_as_a_slurm_job_and_a_resubmission_after_it_died_fin
     assert len(prepares) == 1, prepares
     acct = subprocess.run(["sacct", "-X", "-n", "-P", "-j", f"{first},{second}", "-o", "JobID,JobName,ReqCPUS,Timelimit"],
                           capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(acct) == sorted(f"{j}|{job_prefix(tmp_path)}|1|00:05:00" for j in (first, second))
+    assert sorted(acct) == sorted(f"{j}|{job_prefix(tmp_path)}|1|00:10:00" for j in (first, second))
     status = contrastlab(tmp_path, "status", str(config))
     assert "Progress: 2/2 runs done" in status.stdout

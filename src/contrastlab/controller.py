@@ -33,7 +33,7 @@ import yaml
 from . import layout
 
 REPO = Path(__file__).resolve().parents[2]
-SIGNAL_BEFORE_S = 300  # SLURM's warning before the controller's time limit: time to cancel and checkpoint
+SIGNAL_BEFORE_S = 300  # SLURM's warning before the controller's time limit (at most a quarter of it)
 CONTROLLER_MEM_MB = 2000
 
 
@@ -78,7 +78,7 @@ def sbatch_command(config: Path, profile: Path, workdir: Path, results: str, min
     controller = [sys.executable, "-m", "contrastlab.cli", "controller", str(config), "--profile", str(profile),
                   "--every", str(every_s), *(["--"] + extra if extra else [])]
     return ["sbatch", "--parsable", "--job-name", prefix, "--ntasks", "1", "--cpus-per-task", "1",
-            "--mem", str(CONTROLLER_MEM_MB), "--time", str(minutes), f"--signal=B:INT@{SIGNAL_BEFORE_S}",
+            "--mem", str(CONTROLLER_MEM_MB), "--time", str(minutes), f"--signal=B:INT@{min(SIGNAL_BEFORE_S, minutes * 15)}",
             "--output", str(workdir / layout.controller_log(results)), "--chdir", str(workdir),
             *(["--partition", res["slurm_partition"]] if "slurm_partition" in res else []),
             *(["--account", res["slurm_account"]] if "slurm_account" in res else []),
@@ -131,8 +131,11 @@ def run_controller(config: Path, profile: Path, extra: list[str], progress_line,
     prefix = job_prefix(Path.cwd())
     recover_lock(config, profile, prefix, say)
     cmd = snakemake_command(config, profile, prefix, extra)
-    say("running: " + " ".join(cmd))
-    proc = subprocess.Popen(cmd)
+    # the SLURM executor plugin would clear the controller job's SLURM_* variables itself (so that its
+    # sbatch calls do not inherit this job's settings), with a warning meant for a job run by mistake
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    proc = subprocess.Popen(cmd, env=env)
+    say(f"snakemake (pid {proc.pid}): " + shlex.join(cmd))
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, lambda *_: proc.send_signal(signal.SIGINT))
     last = None

@@ -4,8 +4,8 @@
 
 From the status rows (contrastlab.status: a run is one cell x seed) and what the finished runs
 measured: a run's time is the wall time of its jobs in Snakemake's benchmark files (train,
-embed, probe, plot: contrastlab.layout.benchmark_file), or, where those are missing, the sum
-of its optimizer steps' times in history.csv. The time left is that mean over the finished runs
+embed, probe, plot: contrastlab.layout.benchmark_file), or, while no finished run has those,
+the sum of its optimizer steps' times in history.csv. The time left is that mean over the finished runs
 times the runs still to go, less what each running one has already spent (from its attempt
 record), divided by how many run at once now (at least one). Failed runs are not counted: they
 rerun only when the study is run again. `contrastlab status` and the controller's log
@@ -57,21 +57,31 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
-def run_seconds(results: str, cell: str, seed) -> float | None:
-    """Wall time of a finished run: its jobs' benchmark files, else its history's step times."""
-    total, found = 0.0, False
+def benchmark_seconds(results: str, cell: str, seed) -> float | None:
+    """Wall time of a finished run's jobs, from their benchmark files (None if it has none)."""
+    times = []
     for stage in RUN_STAGES:
         path = Path(layout.benchmark_file(results, stage, cell, seed))
-        if path.is_file():
-            rows = list(csv.DictReader(path.open(), delimiter="\t"))
-            if rows and rows[-1].get("s"):
-                total, found = total + float(rows[-1]["s"]), True
-    if found:
-        return total
+        rows = list(csv.DictReader(path.open(), delimiter="\t")) if path.is_file() else []
+        if rows and rows[-1].get("s"):
+            times.append(float(rows[-1]["s"]))
+    return sum(times) if times else None
+
+
+def history_seconds(results: str, cell: str, seed) -> float | None:
+    """The sum of a finished run's optimizer step times (training only: a lower bound)."""
     history = Path(layout.stage_files(results, "train", cell, seed)["history"])
-    if history.is_file():
-        steps = [float(r["time_s"]) for r in csv.DictReader(history.open()) if r.get("time_s")]
-        return sum(steps) if steps else None
+    steps = [float(r["time_s"]) for r in csv.DictReader(history.open()) if r.get("time_s")] if history.is_file() else []
+    return sum(steps) if steps else None
+
+
+def measured_run_seconds(results: str, done: list[tuple[str, int]]) -> float | None:
+    """Mean wall time of the finished runs: from the benchmark files where any run has them (a run
+    whose file Snakemake has not written yet is left out), else from the step times."""
+    for measure in (benchmark_seconds, history_seconds):
+        times = [t for cell, seed in done for t in [measure(results, cell, seed)] if t is not None]
+        if times:
+            return sum(times) / len(times)
     return None
 
 
@@ -92,9 +102,7 @@ def progress(rows: list[dict], results: str, now: float | None = None) -> Progre
     """The progress of a study from its status rows (contrastlab.status.status_rows)."""
     now = time.time() if now is None else now
     count = {s: sum(r["state"] == s for r in rows) for s in ("done", RUNNING, "failed", "not run")}
-    measured = [s for r in rows if r["state"] == "done" for s in [run_seconds(results, r["cell"], r["seed"])]
-                if s is not None]
-    per_run = sum(measured) / len(measured) if measured else None
+    per_run = measured_run_seconds(results, [(r["cell"], r["seed"]) for r in rows if r["state"] == "done"])
     eta = None
     if per_run is not None:
         left = count["not run"] * per_run
