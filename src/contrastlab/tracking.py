@@ -9,7 +9,9 @@ logs its results to the same run:
   at step 1 clears the folder of an earlier run; one that resumes from a checkpoint purges the
   events past its step (SummaryWriter's purge_step), so a rerun never shows two curves.
 - MLflow: the run found by its tags (cell, seed) in the experiment named after the results
-  folder; a SQLite store under results/ unless `runtime.tracking_uri` names another.
+  folder; a SQLite store under results/ unless `runtime.tracking_uri` names another. A training
+  job that starts at step 1 opens a new run (MLflow keeps the earlier one); one that resumes, and
+  the probe job, add to the latest. Metrics are written in batches, at most FLUSH_S late.
 - W&B: a run id derived from the results folder, cell and seed, resumed by the probe job;
   offline (files under results/wandb, `wandb sync` uploads them) unless logged in.
 
@@ -24,6 +26,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 from . import layout
@@ -33,6 +36,7 @@ BACKENDS = ("tensorboard", "mlflow", "wandb")
 # History/validation columns -> metric names; columns not listed (step, epoch, examples) are not metrics.
 RENAMED = {"train": {"time_s": "step_time_s"}, "val": {"val_loss": "loss", "val_accuracy": "accuracy"}}
 SKIPPED = {"train": {"step", "epoch", "examples"}, "val": {"step", "epoch", "train_loss"}}
+FLUSH_S = 10.0  # MLflow: metrics are written at most this long after they happen (TensorBoard: flush_secs)
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 TEST_KEYS = ("accuracy", "roc_auc", "macro_f1", "val_accuracy", "train_time_s", "step_time_s", "peak_memory_mb")
@@ -93,7 +97,7 @@ class TensorBoard:
             shutil.rmtree(self.dir, ignore_errors=True)  # an earlier run of this cell x seed
         elif self.fresh:
             purge = step  # resumed from a checkpoint: drop what the interrupted attempt logged past it
-        self.writer = SummaryWriter(str(self.dir), purge_step=purge, flush_secs=10)
+        self.writer = SummaryWriter(str(self.dir), purge_step=purge, flush_secs=int(FLUSH_S))
         if self.params is not None and step <= 1:
             from torch.utils.tensorboard.summary import hparams
 
@@ -120,6 +124,7 @@ class MLflow:
         for var, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(var, value)
         self.ref, self.params, self.fresh, self.run_id = ref, params, fresh, None
+        self.pending, self.flushed = [], 0.0
         store = layout.mlflow_store(ref.results)
         self.uri = runtime.tracking_uri or f"sqlite:///{Path(store).resolve()}"
         # parallel jobs share the SQLite file: creating its tables and writing are serialised
@@ -161,17 +166,25 @@ class MLflow:
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
 
     def log(self, metrics: dict[str, float], step: int):
-        import time
-
         from mlflow.entities import Metric
 
+        now = time.time()
+        self.pending += [Metric(k, v, int(now * 1000), step) for k, v in metrics.items()]
+        if self.run_id is None or now - self.flushed >= FLUSH_S or len(self.pending) >= 900:
+            self._flush(step)
+
+    def _flush(self, step: int):
+        """One write of what was logged since the last (a SQLite write costs tens of ms: not every step)."""
         with self._locked():
             if self.run_id is None:
                 self._open(step)
-            now = int(time.time() * 1000)
-            self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
+            if self.pending:
+                self.client.log_batch(self.run_id, metrics=self.pending)
+        self.pending, self.flushed = [], time.time()
 
     def close(self, failed: bool):
+        if self.pending:
+            self._flush(0)
         if self.run_id is not None and (failed or self.params is not None):
             with self._locked():
                 self.client.set_terminated(self.run_id, "FAILED" if failed else "FINISHED")
