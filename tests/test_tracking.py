@@ -16,7 +16,8 @@ from contrastlab.tracking import RunRef, Tracking
 CFG = CellConfig(cell="scl_alpha0.5", family="scl", seed=2, loss={"alpha": 0.5, "tau": 0.1})
 HISTORY = [{"step": s, "epoch": 1, "examples": 32, "loss": 1.0 / s, "grad_norm": 2.0 * s, "lr": 1e-4 * s,
             "lr_head": 1e-3, "loss_ce": 0.5 / s, "loss_supcon": 0.25 / s, "time_s": 0.1 * s} for s in (1, 2, 3, 4)]
-TEST = {"accuracy": 0.75, "roc_auc": 0.8, "macro_f1": 0.7, "steps": 4, "n_train": 160, "collapsed": False}
+TEST = {"accuracy": 0.75, "roc_auc": 0.8, "macro_f1": 0.7, "val_accuracy": 0.7, "peak_memory_mb": 900.0, "steps": 4,
+        "n_train": 160, "collapsed": False}  # a finished cell's metrics.json, in part
 PROBE = {"n": 60, "svm_acc": 0.65, "knn1_acc": 0.6}
 
 
@@ -27,7 +28,7 @@ def run_jobs(results, runtime, history=HISTORY):
         for row in history:
             tracker.log("train", row, row["step"])
         tracker.log("val", {"step": 4, "epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.7}, 4)
-        tracker.log("test", TEST, 4)
+        tracker.log("final", TEST, 4)
     with Tracking(runtime, ref) as tracker:
         tracker.log("probe", PROBE, 0)
     return ref
@@ -50,7 +51,9 @@ def test_tensorboard_run_holds_every_term_as_it_happened_the_test_and_probe_resu
     assert scalars["train/grad_norm"][-1] == (4, 8.0) and scalars["train/lr"][0] == (1, pytest.approx(1e-4))
     assert scalars["val/accuracy"] == [(4, pytest.approx(0.7))]
     assert scalars["test/accuracy"] == [(4, 0.75)] and scalars["probe/svm_acc"] == [(0, pytest.approx(0.65))]
-    assert "test/n_train" not in scalars and "train/examples" not in scalars  # counts are not metrics
+    assert scalars["val/accuracy_of_tested_weights"] == [(4, pytest.approx(0.7))]
+    assert scalars["run/peak_memory_mb"] == [(4, 900.0)]
+    assert not any("n_train" in t or "steps" in t or "examples" in t for t in scalars)  # counts are not metrics
     # the resolved config, as TensorBoard's hyper-parameters of this run
     content = acc.PluginTagToContent("hparams")
     start = next(plugin_data_pb2.HParamsPluginData.FromString(v) for v in content.values()

@@ -32,21 +32,25 @@ from pathlib import Path
 from . import layout
 
 log = logging.getLogger("contrastlab.tracking")
-BACKENDS = ("tensorboard", "mlflow", "wandb")
 # History/validation columns -> metric names; columns not listed (step, epoch, examples) are not metrics.
 RENAMED = {"train": {"time_s": "step_time_s"}, "val": {"val_loss": "loss", "val_accuracy": "accuracy"}}
 SKIPPED = {"train": {"step", "epoch", "examples"}, "val": {"step", "epoch", "train_loss"}}
 FLUSH_S = 10.0  # MLflow: metrics are written at most this long after they happen (TensorBoard: flush_secs)
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
-TEST_KEYS = ("accuracy", "roc_auc", "macro_f1", "val_accuracy", "train_time_s", "step_time_s", "peak_memory_mb")
+# A finished cell's metrics.json -> metric names (the rest of it is counts, settings and provenance).
+FINAL = {"accuracy": "test/accuracy", "roc_auc": "test/roc_auc", "macro_f1": "test/macro_f1",
+         "val_accuracy": "val/accuracy_of_tested_weights", "train_time_s": "run/train_time_s",
+         "step_time_s": "run/median_step_time_s", "peak_memory_mb": "run/peak_memory_mb"}
 
 
 def metric_values(group: str, values: dict) -> dict[str, float]:
-    """{"<group>/<name>": value} of the finite numbers in `values` (a history row, a validation,
-    test metrics or probe results); `group` is train, val, test or probe."""
-    if group == "test":
-        values = {k: values[k] for k in TEST_KEYS if k in values}
+    """{"<group>/<name>": value} of the finite numbers in `values`: a history row (group train), a
+    validation (val), a finished cell's metrics (final: test metrics and run costs, named in FINAL)
+    or probe results (probe)."""
+    if group == "final":
+        return {FINAL[k]: float(v) for k, v in values.items()
+                if k in FINAL and isinstance(v, (int, float)) and v is not None and math.isfinite(v)}
     out = {}
     for key, value in values.items():
         if key in SKIPPED.get(group, ()) or isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -250,8 +254,8 @@ class Tracking:
             self.backends.pop(name, None)
 
     def log(self, group: str, values: dict, step: int) -> None:
-        """Log a history row ("train"), a validation ("val"), test metrics ("test") or probe results
-        ("probe") at an optimizer step."""
+        """Log a history row ("train"), a validation ("val"), a finished cell's metrics ("final") or
+        probe results ("probe") at an optimizer step."""
         metrics = metric_values(group, values)
         if metrics:
             for name, backend in list(self.backends.items()):

@@ -13,4 +13,4 @@ with job(snakemake.log[0], snakemake.params.attempts, fingerprint_of(cfg)) as at
     with Tracking(runtime, RunRef(**snakemake.params.run), cfg.model_dump()) as tracker:
         metrics = train(cfg, runtime, snakemake.input.prepared, dict(snakemake.output.items()), snakemake.params.state,
                         attempts, tracker)
-        tracker.log("test", metrics, metrics["steps"])
+        tracker.log("final", metrics, metrics["steps"])
