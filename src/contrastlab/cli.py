@@ -125,27 +125,34 @@ def cmd_rerun(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from .controller import submit
+    from . import layout
+    from .controller import SubmitError, submit
 
     p = _plan(args.config)
     minutes = args.time or p.study.runtime.controller_min
-    job = submit(Path(args.config).resolve(), Path(args.profile).resolve(), p.study.results, minutes,
-                 args.snakemake_args, Path.cwd(), args.every)
-    from . import layout
-
+    try:
+        job = submit(Path(args.config).resolve(), Path(args.profile).resolve(), p.study.results, minutes,
+                     args.snakemake_args, Path.cwd(), args.every)
+    except SubmitError as e:
+        print(f"submit: {e}", file=sys.stderr)
+        return 1
     print(f"submitted the controller of {args.config}: SLURM job {job}, {minutes} min, 1 CPU; its log: "
           f"{layout.controller_log(p.study.results).replace('%j', job)}; progress: contrastlab status {args.config}")
     return 0
 
 
 def cmd_controller(args) -> int:
-    from .controller import run_controller
+    from .controller import SubmitError, run_controller
     from .progress import progress
     from .status import status_rows
 
     p = _plan(args.config)
     line = lambda: progress(status_rows(p, p.study.results), p.study.results).line()  # noqa: E731
-    return run_controller(Path(args.config), Path(args.profile), args.snakemake_args, line, args.every)
+    try:
+        return run_controller(Path(args.config), Path(args.profile), args.snakemake_args, line, args.every)
+    except SubmitError as e:
+        print(f"controller: {e}", file=sys.stderr)
+        return 1
 
 
 def cmd_schema(args) -> int:
@@ -191,11 +198,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    except RuntimeError as e:  # contrastlab.controller.SubmitError: one line, no traceback
-        if type(e).__name__ != "SubmitError":
-            raise
-        print(f"submit: {e}", file=sys.stderr)
-        return 1
+
 
 
 if __name__ == "__main__":

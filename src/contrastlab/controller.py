@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,9 @@ def profile_resources(profile: str | Path) -> dict:
 
 def _squeue(*args: str) -> list[list[str]]:
     """squeue rows (id, name, state) of this user's jobs."""
+    if shutil.which("squeue") is None:
+        raise SubmitError("squeue is not on PATH: contrastlab submit runs where SLURM's client tools are "
+                          "(a cluster's login node); elsewhere run snakemake --cores all")
     user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
     out = subprocess.run(["squeue", "-h", "-u", user, "-o", "%i|%j|%T", *args], capture_output=True, text=True)
     if out.returncode != 0:
@@ -88,6 +92,7 @@ def sbatch_command(config: Path, profile: Path, workdir: Path, results: str, min
 def submit(config: Path, profile: Path, results: str, minutes: int, extra: list[str], workdir: Path,
            every_s: float = 60.0) -> str:
     """Queue the controller; -> its SLURM job id."""
+    profile_resources(profile)  # a profile that is not one: say so before asking SLURM anything
     prefix = job_prefix(workdir)
     running = other_controllers(prefix)
     if running:
