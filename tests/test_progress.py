@@ -79,7 +79,8 @@ def test_without_benchmark_files_the_history_step_times_are_the_measure(stopped_
                 Path(layout.benchmark_file(R, stage, c.name, c.seed)).unlink()
             Path(layout.stage_files(R, "train", c.name, c.seed)["history"]).write_text(
                 "step,loss,time_s\n1,0.5,10.0\n2,0.4,14.0\n")
-    assert progress(status_rows(p, R), R, now=NOW).per_run_s == pytest.approx(24.0)
+    got = progress(status_rows(p, R), R, now=NOW)
+    assert got.per_run_s == pytest.approx(24.0) and got.line().endswith("at the measured 24 s/run in optimizer steps")
 
 
 def test_a_study_not_started_has_no_eta_and_a_finished_one_no_eta_clause(stopped_study):

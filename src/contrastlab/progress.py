@@ -5,7 +5,7 @@
 From the status rows (contrastlab.status: a run is one cell x seed) and what the finished runs
 measured: a run's time is the wall time of its jobs in Snakemake's benchmark files (train,
 embed, probe, plot: contrastlab.layout.benchmark_file), or, while no finished run has those,
-the sum of its optimizer steps' times in history.csv. The time left is that mean over the finished runs
+the sum of its optimizer steps' times in history.csv (the line then says "s/run in optimizer steps"). The time left is that mean over the finished runs
 times the runs still to go, less what each running one has already spent (from its attempt
 record), divided by how many run at once now (at least one). Failed runs are not counted: they
 rerun only when the study is run again. `contrastlab status` and the controller's log
@@ -34,6 +34,7 @@ class Progress:
     pending: int
     per_run_s: float | None  # measured mean wall time of a finished run
     eta_s: float | None
+    unit: str = "s/run"  # what per_run_s measures: jobs' wall time, or only the optimizer steps'
 
     def line(self) -> str:
         parts = [f"{self.done}/{self.total} runs done"]
@@ -45,7 +46,7 @@ class Progress:
         if self.per_run_s is None:
             return f"{head}; ETA when a run has finished"
         at_once = f", {self.running} at a time" if self.running > 1 else ""
-        return f"{head}; ETA {duration(self.eta_s)} at the measured {self.per_run_s:.0f} s/run{at_once}"
+        return f"{head}; ETA {duration(self.eta_s)} at the measured {self.per_run_s:.0f} {self.unit}{at_once}"
 
 
 def duration(seconds: float) -> str:
@@ -75,14 +76,15 @@ def history_seconds(results: str, cell: str, seed) -> float | None:
     return sum(steps) if steps else None
 
 
-def measured_run_seconds(results: str, done: list[tuple[str, int]]) -> float | None:
-    """Mean wall time of the finished runs: from the benchmark files where any run has them (a run
-    whose file Snakemake has not written yet is left out), else from the step times."""
-    for measure in (benchmark_seconds, history_seconds):
+def measured_run_seconds(results: str, done: list[tuple[str, int]]) -> tuple[float | None, str]:
+    """(mean time of the finished runs, what it measures): their jobs' wall time from the benchmark
+    files where any run has them (a run whose file Snakemake has not written yet is left out),
+    else their optimizer steps' time."""
+    for measure, unit in ((benchmark_seconds, "s/run"), (history_seconds, "s/run in optimizer steps")):
         times = [t for cell, seed in done for t in [measure(results, cell, seed)] if t is not None]
         if times:
-            return sum(times) / len(times)
-    return None
+            return sum(times) / len(times), unit
+    return None, "s/run"
 
 
 def _started(results: str, cell: str, seed) -> float | None:
@@ -102,7 +104,7 @@ def progress(rows: list[dict], results: str, now: float | None = None) -> Progre
     """The progress of a study from its status rows (contrastlab.status.status_rows)."""
     now = time.time() if now is None else now
     count = {s: sum(r["state"] == s for r in rows) for s in ("done", RUNNING, "failed", "not run")}
-    per_run = measured_run_seconds(results, [(r["cell"], r["seed"]) for r in rows if r["state"] == "done"])
+    per_run, unit = measured_run_seconds(results, [(r["cell"], r["seed"]) for r in rows if r["state"] == "done"])
     eta = None
     if per_run is not None:
         left = count["not run"] * per_run
@@ -111,4 +113,4 @@ def progress(rows: list[dict], results: str, now: float | None = None) -> Progre
             left += max(0.0, per_run - (now - started)) if started else per_run
         eta = left / max(1, count[RUNNING])
     return Progress(total=len(rows), done=count["done"], running=count[RUNNING], failed=count["failed"],
-                    pending=count["not run"], per_run_s=per_run, eta_s=eta)
+                    pending=count["not run"], per_run_s=per_run, eta_s=eta, unit=unit)
