@@ -5,9 +5,10 @@
 From the status rows (contrastlab.status: a run is one cell x seed) and what the finished runs
 measured: a run's time is the wall time of its jobs in Snakemake's benchmark files (train,
 embed, probe, plot: contrastlab.layout.benchmark_file), or, while no finished run has those,
-the sum of its optimizer steps' times in history.csv (the line then says "s/run in optimizer steps"). The time left is that mean over the finished runs
-times the runs still to go, less what each running one has already spent (from its attempt
-record), divided by how many run at once now (at least one). Failed runs are not counted: they
+the sum of its optimizer steps' times in history.csv (the line then says "s/run in optimizer
+steps"). The time left is that mean over the finished runs times the runs still to go, less what
+each running one has already spent (from its attempt record), divided by how many run at once
+now (at least one). Failed runs are not counted: they
 rerun only when the study is run again. `contrastlab status` and the controller's log
 (contrastlab.controller) print it.
 """
