@@ -88,7 +88,8 @@ def test_changing_a_probe_setting_reruns_only_probes_their_plots_and_the_aggrega
 
 @pytest.mark.parametrize("key, value", [("log_every", 7), ("eval_batch_size", 13), ("threads", 2), ("mem_mb", 1234),
                                         ("runtime_min", 5), ("gpus", 1), ("device", "auto"), ("tf32", False),
-                                        ("deterministic", True), ("compile", True), ("allow_slow_precision", True)])
+                                        ("deterministic", True), ("compile", True), ("allow_slow_precision", True),
+                                        ("tracking", ["mlflow"])])
 def test_changing_a_runtime_setting_plans_nothing(finished_run, tiny_deberta_dir, tmp_path, key, value):
     workdir, _ = finished_run
     changed = edited(tmp_path, tiny_deberta_dir, lambda c: c["runtime"].__setitem__(key, value))

@@ -7,6 +7,8 @@ or write the config reference.
     contrastlab rerun my.yaml CELL [--seed N] [--stage train|embed]
                                           one cell's stage outside Snakemake, into its usual files
     contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
+    contrastlab submit my.yaml --profile profiles/slurm [--time MIN] [-- SNAKEMAKE ARGS...]
+                                          the Snakemake controller as a SLURM job (contrastlab.controller)
 
 A YAML syntax error, a key written twice or an empty file is reported with the file and line
 (contrastlab.configfile; Snakemake's own loader of --configfile keeps the last of two keys).
@@ -58,11 +60,13 @@ def cmd_cells(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from .progress import progress
     from .status import write_status_table
 
     p = _plan(args.config)
     rows = write_status_table(p, p.study.results)
     print(Path(p.study.results, "status.md").read_text())
+    print(f"Progress: {progress(rows, p.study.results).line()}")  # after a long table too
     return 1 if any(r["state"] == "failed" for r in rows) else 0
 
 
@@ -100,6 +104,37 @@ def cmd_rerun(args) -> int:
     return 0
 
 
+def cmd_submit(args) -> int:
+    from . import layout
+    from .controller import SubmitError, submit
+
+    p = _plan(args.config)
+    minutes = args.time or p.study.runtime.controller_min
+    try:
+        job = submit(Path(args.config).resolve(), Path(args.profile).resolve(), p.study.results, minutes,
+                     args.snakemake_args, Path.cwd(), args.every)
+    except SubmitError as e:
+        print(f"submit: {e}", file=sys.stderr)
+        return 1
+    print(f"submitted the controller of {args.config}: SLURM job {job}, {minutes} min, 1 CPU; its log: "
+          f"{layout.controller_log(p.study.results).replace('%j', job)}; progress: contrastlab status {args.config}")
+    return 0
+
+
+def cmd_controller(args) -> int:
+    from .controller import SubmitError, run_controller
+    from .progress import progress
+    from .status import status_rows
+
+    p = _plan(args.config)
+    line = lambda: progress(status_rows(p, p.study.results), p.study.results).line()  # noqa: E731
+    try:
+        return run_controller(Path(args.config), Path(args.profile), args.snakemake_args, line, args.every)
+    except SubmitError as e:
+        print(f"controller: {e}", file=sys.stderr)
+        return 1
+
+
 def cmd_schema(args) -> int:
     from .schema import write_reference
 
@@ -123,15 +158,27 @@ def main(argv=None) -> int:
             s.add_argument("cell")
             s.add_argument("--seed", type=int)
             s.add_argument("--stage", choices=["train", "embed"], default="train")
+    for name, fn, text in (("submit", cmd_submit, "queue the Snakemake controller as a SLURM job"),
+                           ("controller", cmd_controller, "the controller job's body (contrastlab submit runs it)")):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("config", help="the config file (as given to snakemake --configfile)")
+        s.add_argument("--profile", required=True, help="the SLURM profile (e.g. profiles/slurm)")
+        s.add_argument("--time", type=int, help="the controller's time limit in minutes (default runtime.controller_min)")
+        s.add_argument("--every", type=float, default=60.0, help="seconds between progress lines in its log")
+        s.set_defaults(fn=fn)
     s = sub.add_parser("schema")
     s.add_argument("--check", action="store_true", help="only say whether the files are current")
     s.set_defaults(fn=cmd_schema)
-    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)  # submit, controller: what follows is snakemake's
+    args = ap.parse_args(argv[:cut])
+    args.snakemake_args = argv[cut + 1:]
     try:
         return args.fn(args)
     except ConfigError as e:  # a ContractError is the code's, not the config's
         print(f"{'contract' if isinstance(e, ContractError) else 'config'} error: {e}", file=sys.stderr)
         return 2
+
 
 
 if __name__ == "__main__":

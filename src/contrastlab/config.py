@@ -193,6 +193,14 @@ class RuntimeConfig(Section):
                                                           "stopping")
     deterministic: bool = Field(False, description="deterministic algorithms (torch.use_deterministic_algorithms): "
                                                    "bit-identical GPU reruns, somewhat slower")
+    tracking: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        ["tensorboard"], description="live trackers, one run per cell x seed (contrastlab.tracking): tensorboard "
+                                     "(results/tb), mlflow (SQLite under results/ unless tracking_uri), wandb (offline "
+                                     "unless logged in); [] for none")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI (a server or sqlite:///path) instead of "
+                                                       "results/mlflow.db")
+    controller_min: int = Field(2880, ge=10, description="time limit (minutes) of the Snakemake controller's own "
+                                                         "SLURM job (contrastlab submit); resubmit to continue")
 
 
 # ---- probe -----------------------------------------------------------------------------------

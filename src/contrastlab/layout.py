@@ -80,6 +80,26 @@ def attempts_file(results: str, stage: str, job: str) -> str:
     return f"{results}/attempts/{stage}/{job}.json"
 
 
+def tensorboard_dir(results: str, family: str, cell: str, seed) -> str:
+    """A cell x seed's TensorBoard run: `tensorboard --logdir <results>/tb` groups the study by family."""
+    return f"{results}/tb/{family}/{cell}/seed{seed}"
+
+
+def mlflow_store(results: str) -> str:
+    """The SQLite file of the study's MLflow runs, unless runtime.tracking_uri names another store."""
+    return f"{results}/mlflow.db"
+
+
+def wandb_dir(results: str) -> str:
+    """Where W&B keeps its offline runs (`wandb sync` uploads them)."""
+    return f"{results}/wandb"
+
+
+def controller_log(results: str) -> str:
+    """The log of the Snakemake controller that `contrastlab submit` runs as a SLURM job."""
+    return f"{results}/logs/controller/%j.log"
+
+
 def prepared_dir(results: str, key="{prep}") -> str:
     return f"{results}/prepared/{key}"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import layout
 from .failures import CAUSES, classify_log, last_error_line
 from .io import atomic_path, read_json, write_text
+from .progress import progress
 
 STAGES = ("prepare", "train", "embed", "probe", "plot")
 COLUMNS = ["cell", "seed", "state", "stage", "cause", "attempts", "first_cause", "micro_batch", "log", "last_error"]
@@ -98,6 +99,7 @@ def write_status_table(plan, results: str) -> list[dict]:
              f"{len(rows)} cell x seed runs: {counts['done']} done, {counts['failed']} failed{running}, "
              f"{counts['not run']} not run. "
              "Rerun only what failed or was never run with the same snakemake command: finished cells are not redone.",
+             "", f"Progress: {progress(rows, results).line()}",
              "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         lines.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in COLUMNS) + " |")

@@ -197,8 +197,9 @@ class Trainer:
 
 
 def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out: dict, state: dict,
-          attempts=None) -> dict:
-    """Train one cell x seed; write `out` (metrics.json last: its presence marks a finished cell)."""
+          attempts=None, tracker=None) -> dict:
+    """Train one cell x seed; write `out` (metrics.json last: its presence marks a finished cell).
+    `tracker` (contrastlab.tracking.Tracking) gets each history row and validation as it happens."""
     configure_runtime(runtime)
     device = pick_device(runtime.device)
     if device.type == "cuda":
@@ -250,6 +251,8 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
             loop["step"] += 1
             loop["elapsed_s"] += dt
             loop["history"].append({"step": loop["step"], "epoch": epoch + 1, **row, "time_s": dt})
+            if tracker is not None:
+                tracker.log("train", loop["history"][-1], loop["step"])
             since_eval.append(row["loss"])
             n, elapsed = loop["step"], loop["elapsed_s"]
             _log_rate_once(rate, row["examples"], dt, n, total, trainer.precision)
@@ -261,6 +264,8 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
             every = cfg.train.eval_every
             if (every and n % every == 0) or (not every and epoch_end) or n == total:
                 _evaluate(trainer, loop, runtime, epoch, since_eval)
+                if tracker is not None:
+                    tracker.log("val", loop["epochs"][-1], loop["step"])
                 since_eval = []
             if preempted:
                 save_checkpoint()

@@ -136,6 +136,13 @@ def train_state(wildcards):
     return layout.train_state(R, wildcards.cell, wildcards.seed)
 
 
+def tracked_run(wildcards):
+    """Which tracker run a cell x seed's train and probe jobs log to (contrastlab.tracking): its
+    identity only; the trackers themselves are a runtime setting, read by the jobs."""
+    c = cell_of(wildcards)
+    return {"results": R, "family": c.family, "cell": c.name, "seed": c.seed}
+
+
 def attempts_of(stage):
     """The attempts file of a stage's job (contrastlab.jobs): not an output, it survives a failure."""
     def path(wildcards):

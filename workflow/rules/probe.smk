@@ -7,6 +7,7 @@ rule probe:
         folds=PLAN.study.probe.folds,
         seed=seed_of,
         attempts=attempts_of("probe"),
+        run=tracked_run,
         code=script_code("probe"),
     threads: RUNTIME.threads
     log:

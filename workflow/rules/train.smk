@@ -7,6 +7,7 @@ rule train:
         cell=cell_config,
         state=train_state,
         attempts=attempts_of("train"),
+        run=tracked_run,
         code=train_code,
     threads: RUNTIME.threads
     resources:

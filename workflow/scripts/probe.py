@@ -1,9 +1,11 @@
 # Snakemake adapter: rule probe -> contrastlab.probe.probe on the final [CLS] (and any extra layers)
 import numpy as np
 
+from contrastlab.config import RuntimeConfig
 from contrastlab.io import write_json
 from contrastlab.jobs import job
 from contrastlab.probe import ProbeSettings, probe
+from contrastlab.tracking import RunRef, Tracking
 
 with job(snakemake.log[0], snakemake.params.attempts):
     emb = np.load(snakemake.input.embeddings)
@@ -12,3 +14,6 @@ with job(snakemake.log[0], snakemake.params.attempts):
     for key in (k for k in emb.files if k.startswith("layer")):
         out.update({f"{key}_{m}": v for m, v in probe(emb[key], emb["labels"], cfg).items()})
     write_json(snakemake.output.metrics, out)
+    runtime = RuntimeConfig.model_validate(snakemake.config.get("runtime") or {})  # never a param: reruns nothing
+    with Tracking(runtime, RunRef(**snakemake.params.run)) as tracker:  # the training job's run
+        tracker.log("probe", out, 0)

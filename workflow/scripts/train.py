@@ -3,10 +3,14 @@ import torch
 
 from contrastlab.config import CellConfig, RuntimeConfig
 from contrastlab.jobs import job
+from contrastlab.tracking import RunRef, Tracking
 from contrastlab.train import fingerprint_of, train
 
 cfg = CellConfig.model_validate(snakemake.params.cell)
 runtime = RuntimeConfig.model_validate(snakemake.config.get("runtime") or {})  # never a param: reruns nothing
 with job(snakemake.log[0], snakemake.params.attempts, fingerprint_of(cfg)) as attempts:
     torch.set_num_threads(snakemake.threads)
-    train(cfg, runtime, snakemake.input.prepared, dict(snakemake.output.items()), snakemake.params.state, attempts)
+    with Tracking(runtime, RunRef(**snakemake.params.run), cfg.model_dump()) as tracker:
+        metrics = train(cfg, runtime, snakemake.input.prepared, dict(snakemake.output.items()), snakemake.params.state,
+                        attempts, tracker)
+        tracker.log("final", metrics, metrics["steps"])
