@@ -35,6 +35,8 @@ def _type(annotation) -> str:
     if isinstance(annotation, type):
         text = annotation.__name__
     origin = typing.get_origin(annotation)
+    if origin is typing.Union and any(typing.get_origin(a) is typing.Literal for a in typing.get_args(annotation)):
+        return " or ".join(_type(a) for a in typing.get_args(annotation))  # 'auto' or int
     if origin is typing.Literal:
         text = " | ".join(repr(a) for a in typing.get_args(annotation))
     return text.replace("contrastlab.config.", "").replace(" | ", " or ")  # a bare | would split the table cell
