@@ -248,9 +248,11 @@ def section_paper_cost(r: dict) -> list[str]:
               "| assumed rate | TFLOP/s | GPU-hours |", "|---|---:|---:|"]
     for name, h in r["gpu_hours"].items():
         lines.append(f"| {name} | {r['rates'][name] / 1e12:.0f} | {h:.1f} |")
-    lines += ["", "The first rate is issue 22's H200 measurement of the baseline's bf16 step at 32 x 1 "
-              "(667 samples/s x 256 tokens x ~0.34 GFLOP per token), applied to every family; the second is "
-              "the issue's goal. The CPU jobs (probe, plot) run beside the GPU jobs and are not counted."]
+    base = next((x for x in r["rows"] if x["kind"]["family"] == "baseline" and not x["kind"]["lora"]), None)
+    count = f"; the count here gives {base['train_flop_per_example'] / 256 / 1e9:.2f}" if base else ""
+    lines += ["", "The first rate is issue 22's H200 figure for the baseline's bf16 step at 32 x 1 "
+              f"(667 samples/s x 256 tokens x ~0.34 GFLOP per token{count}), applied to every family; the second "
+              "is the issue's goal. The CPU jobs (probe, plot) run beside the GPU jobs and are not counted."]
     return lines
 
 
