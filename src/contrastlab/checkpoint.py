@@ -2,8 +2,9 @@
 
 A checkpoint holds what trained (not the frozen encoder), the optimizer, scheduler and gradient
 scaler, the random generators' states (the CPU's, numpy's, Python's, and the CUDA generator of
-the device the module is on: never another GPU's, whose state would initialise CUDA there), and the loop's own state (step, history, best
-validation weights), so a resumed run equals an uninterrupted one. It is reused only if it was
+the device the module is on: never another GPU's, whose state would initialise CUDA there), and
+the loop's own state (step, history, best validation weights), so a resumed run equals an
+uninterrupted one. It is reused only if it was
 written for the same cell fingerprint, so a cell whose config changed starts over instead of
 resuming someone else's run. The micro-batch size is not part of the fingerprint: a retry that
 halves it after running out of memory resumes the same steps.
