@@ -9,7 +9,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run report test lint bench clean
+.PHONY: setup run report test lint bench clean gpu-check
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH $(PY) benchmarks/run_all.py
+
+# On a machine with a GPU, offline, with that machine's own Python (no venv): tools/gpu-check.md
+gpu-check:
+	python3 tools/gpu-check --out gpu-check-out
 
 clean:
 	rm -rf results .snakemake

@@ -308,6 +308,37 @@ def section_calibration(r: dict) -> list[str]:
     return lines
 
 
+def section_paper_cost(r: dict) -> list[str]:
+    n = r["counts"]
+    lines = ["**An estimate, not a measurement**: no GPU figures of this workflow exist yet (issue 22; "
+             "`tools/gpu-check` measures them). `benchmarks/paper_cost.py` (run by hand, not by `make bench`: "
+             "FLOPs do not depend on the machine) counts the FLOPs of one `Trainer.step` and one forward pass of "
+             "each kind of cell of `config/paper.yaml` (torch.utils.flop_counter, a random model of "
+             "DeBERTa-v3-base's shapes, reviews that fill max_len: an upper bound). Per cell x seed: "
+             f"{n['epochs']} epochs x {n['train']:,} training reviews, and forward passes over {n['epochs']} x "
+             f"{n['val']:,} validation, {n['test']:,} test and {n['embed']:,} embedded reviews.", "",
+             "| kind of cell (family, max_len, LoRA, stages, views, level) | cells | runs | GFLOP per training "
+             "example | GFLOP per evaluated example | PFLOP per run |", "|---|---:|---:|---:|---:|---:|"]
+    for x in r["rows"]:
+        k = x["kind"]
+        desc = ", ".join(str(v) for v in (k["family"], k["max_len"], "LoRA" if k["lora"] else None,
+                                          k["stages"] and f"stages {k['stages']}", k["views"] and f"views {k['views']}",
+                                          k["level"], "projection" if k["proj"] else None) if v)
+        lines.append(f"| {desc} | {len(x['cells'])} | {x['runs']} | {x['train_flop_per_example'] / 1e9:.0f} | "
+                     f"{x['eval_flop_per_example'] / 1e9:.0f} | {x['flop_per_run'] / 1e15:.1f} |")
+    lines += ["", f"{r['runs']} runs, {r['total_flop'] / 1e18:.2f} EFLOP in all. GPU-hours on one GPU, with "
+              f"{r['job_start_s']:.0f} s of start-up for each of the {2 * r['runs']} GPU jobs (train, embed):", "",
+              "| assumed rate | TFLOP/s | GPU-hours |", "|---|---:|---:|"]
+    for name, h in r["gpu_hours"].items():
+        lines.append(f"| {name} | {r['rates'][name] / 1e12:.0f} | {h:.1f} |")
+    base = next((x for x in r["rows"] if x["kind"]["family"] == "baseline" and not x["kind"]["lora"]), None)
+    count = f"; the count here gives {base['train_flop_per_example'] / 256 / 1e9:.2f}" if base else ""
+    lines += ["", "The first rate is issue 22's H200 figure for the baseline's bf16 step at 32 x 1 "
+              f"(667 samples/s x 256 tokens x ~0.34 GFLOP per token{count}), applied to every family; the second "
+              "is the issue's goal. The CPU jobs (probe, plot) run beside the GPU jobs and are not counted."]
+    return lines
+
+
 SECTIONS = [  # (result name, title, section builder)
     ("trainer_vs_ours", "Training loop vs the Hugging Face Trainer (fp32 and bf16)", section_trainer),
     ("precision_speed", "Training samples/s: bf16 vs fp32, baseline and every family", section_precision_speed),
@@ -320,6 +351,7 @@ SECTIONS = [  # (result name, title, section builder)
     ("dag_timing", "The DAG", section_dag),
     ("calibration", "Calibration of the verdict's statistics (issue 18)", section_calibration),
     ("grid_speedups", "The default grid on an AVX2-only CPU: what each idea gains", section_grid_speedups),
+    ("paper_cost", "Cost of the paper preset on one GPU (an estimate from FLOPs)", section_paper_cost),
 ]
 NUMBER = {name: i + 1 for i, (name, _, _) in enumerate(SECTIONS)}
 

@@ -323,6 +323,45 @@ def test_a_contrastive_out_of_memory_retry_switches_to_gradcache(tiny_deberta_di
     assert micro_batching(c, 2, couples=False) == (4, False)
 
 
+def test_micro_batch_auto_is_the_whole_step_on_a_gpu_and_batch_size_on_the_cpu(tiny_deberta_dir):
+    from contrastlab.train import micro_batching
+
+    scl = CellConfig.model_validate({**cell(tiny_deberta_dir).model_dump(), "family": "scl"})
+    assert scl.train.micro_batch == "auto"
+    assert [micro_batching(scl, n, couples=True, device_type="cuda") for n in range(3)] == [
+        (32, False), (16, True), (8, True)]  # the step of 16 x 2 as one micro-batch, then halved
+    assert micro_batching(scl, 0, couples=True, device_type="cpu") == (16, False)
+    fixed = CellConfig.model_validate({**scl.model_dump(), "train": {**scl.train.model_dump(), "micro_batch": 8}})
+    assert micro_batching(fixed, 0, couples=True, device_type="cuda") == (8, False)
+    # the reference's contrast set is the micro-batch: it stays batch_size on any device
+    own = CellConfig.model_validate({**scl.model_dump(), "train": {**scl.train.model_dump(),
+                                                                   "contrast_set": "micro_batch"}})
+    assert micro_batching(own, 0, couples=True, device_type="cuda") == (16, False)
+
+
+def test_a_micro_batch_too_large_for_the_device_halves_at_each_retry_until_it_fits(
+        no_dropout_model, prepared, tmp_path, monkeypatch):
+    """A micro-batch of the whole step (what auto starts from on a GPU) on a "device" that fits 8:
+    32 and 16 run out of memory, 8 trains the same steps as the recipe's 16 x 2."""
+    base = cell(no_dropout_model, epochs=1).model_dump()
+    base["model"].update(head_dropout=0.0)
+    plain = run(CellConfig.model_validate(base), prepared, tmp_path / "plain")
+    c = CellConfig.model_validate({**base, "train": {**base["train"], "micro_batch": 32}})
+    attempts_file = tmp_path / "retried/attempts.json"
+    monkeypatch.setenv(INJECT_MAX_MICRO, "8")
+    for _ in range(2):
+        with pytest.raises(SystemExit):
+            with job(None, attempts_file, fingerprint_of(c)) as attempts:
+                run(c, prepared, tmp_path / "retried", attempts)
+    with job(None, attempts_file, fingerprint_of(c)) as attempts:
+        retried = run(c, prepared, tmp_path / "retried", attempts)
+    records = Attempts(attempts_file, fingerprint_of(c)).records
+    assert [(a["cause"], a["micro_batch"]) for a in records] == [("gpu_oom", 32), ("gpu_oom", 16), ("done", 8)]
+    assert (retried["micro_batch"], retried["grad_accum"], retried["effective_batch"]) == (8, 4, 32)
+    h, h_plain = pd.read_csv(tmp_path / "retried/train/history.csv"), pd.read_csv(tmp_path / "plain/train/history.csv")
+    np.testing.assert_allclose(h["loss"], h_plain["loss"], rtol=1e-4)
+
+
 def test_a_non_finite_loss_is_not_retried_within_a_run_but_runs_again_in_the_next(cfg, prepared, tmp_path, monkeypatch):
     monkeypatch.setenv("CONTRASTLAB_RUN", "run-1")
     forward = CrossEntropy.forward

@@ -206,3 +206,20 @@ def test_a_local_out_of_memory_retry_halves_the_micro_batch_and_the_status_shows
     status = pd.read_csv(tmp_path / "results/status.csv").iloc[0]
     assert (status["state"], status["first_cause"], status["micro_batch"], status["attempts"]) == (
         "done", "GPU out of memory", 8, 2)
+
+
+def test_jobs_per_gpu_runs_that_many_gpu_jobs_at_once_under_resources_gpu_1(tiny_deberta_dir, tmp_path):
+    """`--resources gpu=1` with runtime.jobs_per_gpu 2: the two training jobs (each asking for the
+    resource gpu) overlap in time; with one job per GPU the resource would run them one after the
+    other. (No GPU here: each job's device is the CPU, but the scheduling is Snakemake's either way.)"""
+    config = write_config(tmp_path / "config.yaml", tiny_deberta_dir, **{
+        "runtime": {"device": "auto", "threads": 1, "gpus": 1, "jobs_per_gpu": 2, "log_every": 2},
+        "probe": {"enabled": False},
+        "experiments": {"baseline": {"family": "baseline"}, "smooth": {"family": "baseline",
+                                                                       "sweep": {"label_smoothing": [0.1]}}}})
+    snakemake(tmp_path, config, "--cores", "2", "--resources", "gpu=1", "--until", "train")
+    spans = []
+    for cell in ("baseline", "smooth_label_smoothing0.1"):
+        record = json.loads((tmp_path / layout.attempts_file("results", "train", f"{cell}/seed1")).read_text())
+        spans.append((record["attempts"][-1]["started"], record["attempts"][-1]["ended"]))
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans

@@ -52,7 +52,16 @@ def collate(input_ids: Sequence[Sequence[int]], idx: np.ndarray, pad_id: int, la
     for row, s in enumerate(seqs):
         ids[row, :len(s)] = torch.as_tensor(s, dtype=torch.long)
         mask[row, :len(s)] = 1
-    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+    batch = {"input_ids": ids, "attention_mask": mask}
     if labels is not None:
-        batch["labels"] = torch.as_tensor(np.asarray(labels)[idx], dtype=torch.long).to(device)
-    return batch
+        batch["labels"] = torch.as_tensor(np.asarray(labels)[idx], dtype=torch.long)
+    return {k: to_device(v, device) for k, v in batch.items()}
+
+
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A host tensor on `device`. To a GPU it goes from page-locked memory without blocking the host
+    (a copy from pageable memory waits for the GPU); the stream keeps it ordered before its use."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

@@ -1,8 +1,10 @@
 """Resumable training state: written atomically at epoch ends and on preemption signals.
 
 A checkpoint holds what trained (not the frozen encoder), the optimizer, scheduler and gradient
-scaler, every random generator's state, and the loop's own state (step, history, best
-validation weights), so a resumed run equals an uninterrupted one. It is reused only if it was
+scaler, the random generators' states (the CPU's, numpy's, Python's, and the CUDA generator of
+the device the module is on: never another GPU's, whose state would initialise CUDA there), and
+the loop's own state (step, history, best validation weights), so a resumed run equals an
+uninterrupted one. It is reused only if it was
 written for the same cell fingerprint, so a cell whose config changed starts over instead of
 resuming someone else's run. The micro-batch size is not part of the fingerprint: a retry that
 halves it after running out of memory resumes the same steps.
@@ -20,14 +22,19 @@ from torch import nn
 from .io import atomic_path
 
 
+def _device_of(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
 def save(path: Path, *, fingerprint: str, module: nn.Module, optimizer, scheduler, scaler=None, **loop) -> None:
+    device = _device_of(module)
     state = {
         "fingerprint": fingerprint,
         "trainable": {n: p.detach().cpu() for n, p in module.named_parameters() if p.requires_grad},
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
         "loop": loop,
     }
     with atomic_path(path) as tmp:
@@ -59,8 +66,9 @@ def load(path: Path, fingerprint: str, module: nn.Module, optimizer, scheduler, 
     torch.set_rng_state(state["rng"]["torch"])
     np.random.set_state(state["rng"]["numpy"])
     random.setstate(state["rng"]["python"])
-    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    device = _device_of(module)
+    if state["rng"]["cuda"] is not None and device.type == "cuda":  # a retry may run on another GPU: this one's
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
     return state["loop"]
 
 

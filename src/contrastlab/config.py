@@ -140,8 +140,12 @@ class TrainConfig(Section):
     epochs: int = Field(3, ge=1, description="passes over the train split")
     max_steps: int | None = Field(None, ge=1, description="a step budget: train this many optimizer steps, cycling "
                                                           "over the train split (epochs is then ignored)")
-    batch_size: int = Field(16, ge=1, description="examples per micro-batch")
+    batch_size: int = Field(16, ge=1, description="examples per micro-batch of the recipe (see micro_batch)")
     grad_accum: int = Field(2, ge=1, description="micro-batches per optimizer step (effective batch = batch_size x grad_accum)")
+    micro_batch: Literal["auto"] | int = Field(
+        "auto", description="examples per forward pass; the step stays batch_size x grad_accum. auto: the whole step "
+                            "on a GPU, batch_size on the CPU; an integer (at most the step) fixes it. Halved after "
+                            "each out-of-memory attempt. Under contrast_set micro_batch it is batch_size")
     lr_top: float = Field(2e-5, gt=0, description="learning rate of the top encoder layer")
     lr_decay: float = Field(0.95, gt=0, le=1, description="LR factor per layer going down")
     lr_head: float = Field(1e-4, gt=0, description="learning rate of the head and loss-side heads (projections)")
@@ -167,6 +171,24 @@ class TrainConfig(Section):
         "last", description="weights that are tested: those after the last step, or of the best validation accuracy")
     eval_every: int | None = Field(None, ge=1, description="validation every N optimizer steps (default: after each epoch)")
 
+    @field_validator("micro_batch", mode="before")
+    @classmethod
+    def _auto_or_int(cls, value):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"must be auto or an integer, got {value!r}{_hint(value)}")
+
+    @model_validator(mode="after")
+    def _micro_batch_fits(self):
+        step = self.batch_size * self.grad_accum
+        if self.micro_batch != "auto" and not 1 <= self.micro_batch <= step:
+            raise ValueError(f"micro_batch = {self.micro_batch}: must be auto or 1 to the step's "
+                             f"batch_size x grad_accum = {step}")
+        if self.micro_batch != "auto" and self.contrast_set == "micro_batch":
+            raise ValueError(f"micro_batch = {self.micro_batch}: must be auto under contrast_set micro_batch, "
+                             "whose contrast set is the micro-batch of batch_size")
+        return self
+
 
 # ---- runtime ---------------------------------------------------------------------------------
 
@@ -180,6 +202,9 @@ class RuntimeConfig(Section):
                         description="auto picks a free GPU if there is one, else the CPU")
     threads: int = Field(2, ge=1, description="CPU threads per training, embedding and probe job")
     gpus: int = Field(0, ge=0, description="GPUs each training and embedding job requests (resource gpu)")
+    jobs_per_gpu: int = Field(1, ge=1, description="training and embedding jobs that share one GPU: with --resources "
+                                                   "gpu=N, N x jobs_per_gpu GPU jobs run at once (local runs; needs "
+                                                   "gpus <= 1)")
     mem_mb: int = Field(4000, ge=100, description="memory each training and embedding job requests")
     runtime_min: int = Field(60, ge=1, description="wall-time limit of a training job (minutes); a retry gets more")
     log_every: int = Field(10, ge=1, description="optimizer steps between progress lines in the log")
@@ -201,6 +226,13 @@ class RuntimeConfig(Section):
                                                        "results/mlflow.db")
     controller_min: int = Field(2880, ge=10, description="time limit (minutes) of the Snakemake controller's own "
                                                          "SLURM job (contrastlab submit); resubmit to continue")
+
+    @model_validator(mode="after")
+    def _shared_gpu_is_one(self):
+        if self.jobs_per_gpu > 1 and self.gpus > 1:
+            raise ValueError(f"jobs_per_gpu = {self.jobs_per_gpu} needs gpus <= 1 (a job shares "
+                             f"one GPU), got gpus = {self.gpus}")
+        return self
 
 
 # ---- probe -----------------------------------------------------------------------------------

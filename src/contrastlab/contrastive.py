@@ -91,17 +91,18 @@ class ContrastiveObjective(Objective):
         parameter, holding one micro-batch's activations at a time. `backward(tensor)` runs the
         caller's backward (through its gradient scaler). Returns the detached terms."""
         states, encoded = [], []
+        device = batches[0]["input_ids"].device
         with torch.no_grad():
             for batch in batches:
-                states.append(_rng_state())
+                states.append(_rng_state(device))
                 encoded.append(self.views(model, batch))
         leaves = [(cls.detach().requires_grad_(), [(v.detach().requires_grad_(), m) for v, m in groups])
                   for cls, groups in encoded]
         terms = self._terms(model, leaves, labels_of(batches), n_total)
         backward(terms["loss"])  # head and projection grads; the views' grads land on the leaves
-        after = _rng_state()
+        after = _rng_state(device)
         for batch, state, (cls_leaf, group_leaves) in zip(batches, states, leaves):
-            _set_rng_state(state)
+            _set_rng_state(state, device)
             cls, groups = self.views(model, batch)  # the same views, now with a graph
             outs = [cls] + [v for v, _ in groups]
             grads = [cls_leaf.grad] + [v.grad for v, _ in group_leaves]
@@ -109,19 +110,20 @@ class ContrastiveObjective(Objective):
             used = [(o, g) for o, g in zip(outs, grads) if g is not None and o.requires_grad]
             if used:
                 torch.autograd.backward([o for o, _ in used], [g.to(o.dtype) for o, g in used])
-        _set_rng_state(after)
+        _set_rng_state(after, device)
         return {k: v.detach() for k, v in terms.items()}
 
 
-def _rng_state():
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    return torch.get_rng_state(), cuda
+def _rng_state(device: torch.device):
+    """The generators a re-run on `device` draws its dropout from: the CPU's and that GPU's only
+    (asking every GPU would initialise CUDA on GPUs other jobs hold)."""
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
 
 
-def _set_rng_state(state) -> None:
+def _set_rng_state(state, device: torch.device) -> None:
     torch.set_rng_state(state[0])
     if state[1] is not None:
-        torch.cuda.set_rng_state_all(state[1])
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def _concat_views(parts) -> tuple:

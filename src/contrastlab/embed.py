@@ -8,7 +8,7 @@ import torch
 
 from .batching import collate, eval_batches
 from .config import CellConfig, ProbeConfig, RuntimeConfig
-from .devices import pick_device
+from .devices import init_device, pick_device
 from .io import atomic_path
 from .layers import hidden_state_index
 from .model import load_trained
@@ -22,7 +22,7 @@ def embed(cfg: CellConfig, probe: ProbeConfig, runtime: RuntimeConfig, prepared_
     """Write `out_path` (.npz): cls [N, D] (final layer), layer<l> [N, D] for each of `probe.layers`
     (contrastlab.layers), labels [N], index [N] (positions in the split), label_names [C]. The
     examples are a stratified subsample of `probe.max_samples` (seeded with the cell's seed)."""
-    device = pick_device(runtime.device)
+    device = init_device(pick_device(runtime.device, jobs_per_gpu=runtime.jobs_per_gpu))  # before any CUDA call
     precision = setup_precision(cfg.train.precision, device, runtime.tf32, runtime.allow_slow_precision)
     data = load_prepared(prepared_dir)
     split = data.splits[probe.split]

@@ -29,6 +29,11 @@ except ConfigError as e:  # one line, no traceback: the message names the key (o
     sys.exit(f"{'contract' if isinstance(e, ContractError) else 'config'} error: {e}")
 R = PLAN.study.results
 RUNTIME = PLAN.study.runtime
+# runtime.jobs_per_gpu: `--resources gpu=N` counts GPUs; each GPU job takes one of N x jobs_per_gpu
+# slots (the jobs claim a slot's lock file, contrastlab.devices). Snakemake's resources are
+# integers, so the limit is scaled here rather than the jobs' request divided.
+if RUNTIME.jobs_per_gpu > 1 and "gpu" in workflow.global_resources and workflow.global_resources["gpu"].value:
+    workflow.global_resources["gpu"] = workflow.global_resources["gpu"].value * RUNTIME.jobs_per_gpu
 BY_KEY = {(c.name, str(c.seed)): c for c in PLAN.cells}
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 LANDING = os.path.abspath(layout.landing_file(R))
