@@ -142,7 +142,8 @@ def run_timing(model_dir: str, prepared_dir: Path, max_len: int, device, dry: bo
             result["skipped"].append(label)
             log(f"timing: {label}: skipped, past the time budget")
             return None
-        runtime = RuntimeConfig(device=str(device), tf32=tf32, compile=extra.pop("compile", False))
+        runtime = RuntimeConfig(device=str(device), tf32=tf32, compile=extra.pop("compile", False),
+                                allow_slow_precision=True)  # the table times every precision, emulated ones too
         row = time_steps(cell(model_dir, max_len, precision, micro), runtime, data, device, warmup, steps,
                          count_flops=flop_per_example is None)
         if "flop_per_example" in row:
