@@ -336,6 +336,58 @@ class ContrastParams(LossParams):
         return f"{ce} + {self.alpha:g}·{term}"
 
 
+# ---- tune ------------------------------------------------------------------------------------
+
+TUNE_SECTIONS = ("loss", "model", "train")  # what a tuning space may vary: never the data (test split, train draw)
+
+
+class TuneRange(Section):
+    """A continuous range of a tuned key: uniform, or log-uniform (log: true); integers when both ends are."""
+    low: int | float = Field(description="lower end (inclusive)")
+    high: int | float = Field(description="upper end (inclusive)")
+    log: bool = Field(False, description="sample log-uniformly (learning rates, weights spanning decades)")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low < self.high:
+            raise ValueError(f"low = {self.low} must be below high = {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"low = {self.low}: a log range needs low > 0")
+        return self
+
+
+class TuneConfig(Section):
+    """The same tuning budget for every arm (contrastlab.tuning): each cell gets `trials`
+    configurations drawn from `space` with `seed`, each a cheap training run scored on the
+    validation split only; the best then runs with the study's seeds and is tested once."""
+    trials: int = Field(ge=1, description="configurations tried per cell (arm)")
+    space: dict[str, list[Any] | TuneRange] = Field(
+        min_length=1, description="key path (loss.<key>, train.<key>, model.<key>) -> a list of values or "
+                                  "{low, high, log}; data keys cannot be tuned")
+    method: Literal["random", "grid"] = Field(
+        "random", description="random: each trial draws every key (lists uniformly, ranges uniform or log-uniform); "
+                              "grid: the product of the lists, all of it or a seeded subset of `trials` points")
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of the draws and of every trial's training run")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps of a trial (default: the cell's own)")
+    max_train: int | None = Field(None, ge=2, description="stratified cap on a trial's train split (default: the cell's)")
+
+    @model_validator(mode="after")
+    def _grid_of_lists(self):
+        if self.method == "grid":
+            ranges = [k for k, v in self.space.items() if not isinstance(v, list)]
+            if ranges:
+                raise ValueError(f"space.{ranges[0]} is a range: method grid needs a list of values for every key")
+            size = 1
+            for v in self.space.values():
+                size *= len(v)
+            if self.trials > size:
+                raise ValueError(f"trials = {self.trials} is more than the grid's {size} points")
+        empty = [k for k, v in self.space.items() if isinstance(v, list) and not v]
+        if empty:
+            raise ValueError(f"space.{empty[0]}: an empty list has nothing to try")
+        return self
+
+
 # ---- study -----------------------------------------------------------------------------------
 
 class ExperimentConfig(Section):
@@ -353,6 +405,7 @@ class ExperimentConfig(Section):
     data: dict[str, Any] = Field({}, description="overrides of the data section")
     model: dict[str, Any] = Field({}, description="overrides of the model section")
     train: dict[str, Any] = Field({}, description="overrides of the train section")
+    tune: TuneConfig | None = Field(None, description="this experiment's tuning, instead of the study's")
 
 
 class StudyConfig(Section):
@@ -368,6 +421,7 @@ class StudyConfig(Section):
     seeds: list[int] = Field([1], min_length=1, description="every cell runs once per seed (0 <= seed < 2^32)")
     baseline: str = Field("baseline", description="the experiment every cell is compared with unless it sets compare_to")
     experiments: dict[str, ExperimentConfig] = Field(min_length=1, description="named recipes (required)")
+    tune: TuneConfig | None = Field(None, description="tuning of every experiment that sets none (contrastlab.tuning)")
     max_cells: int = Field(1000, ge=1, description="most cells the sweeps may make (checked before any is built); "
                                                   "raise it for a larger study")
 

@@ -24,6 +24,8 @@ STAGE_FILES = {
 }
 # What a training job keeps across its attempts. Not outputs: Snakemake leaves them when a job fails.
 TRAIN_STATE = {"checkpoint": "train/checkpoint.pt", "attempts": "train/attempts.json"}
+# What a tuning trial writes (contrastlab.tuning): validation only, no weights, no test predictions.
+TRIAL_FILES = {"metrics": "metrics.json", "history": "history.csv", "epochs": "epochs.csv", "config": "config.json"}
 # Inside a prepared dataset directory (contrastlab.data).
 PREPARED_FILES = {"tokens": "tokens.npz", "summary": "labels.json"}
 TABLE_FORMATS = ("md", "csv", "html")
@@ -42,6 +44,25 @@ def stage_files(results: str, stage: str, cell="{cell}", seed="{seed}") -> dict[
 def train_state(results: str, cell="{cell}", seed="{seed}") -> dict[str, str]:
     base = cell_dir(results, cell, seed)
     return {name: f"{base}/{f}" for name, f in TRAIN_STATE.items()}
+
+
+def tuning_dir(results: str, cell="{cell}") -> str:
+    return f"{results}/tuning/{cell}"
+
+
+def trial_files(results: str, cell="{cell}", trial="{trial}") -> dict[str, str]:
+    """{name: path} of one tuning trial of a cell (wildcards by default)."""
+    return {name: f"{tuning_dir(results, cell)}/trial{trial}/{f}" for name, f in TRIAL_FILES.items()}
+
+
+def trial_state(results: str, cell="{cell}", trial="{trial}") -> dict[str, str]:
+    base = f"{tuning_dir(results, cell)}/trial{trial}"
+    return {name: f"{base}/{f.rpartition('/')[2]}" for name, f in TRAIN_STATE.items()}
+
+
+def selection_file(results: str, cell="{cell}") -> str:
+    """A tuned cell's selected trial and every trial's score (contrastlab.tuning.select)."""
+    return f"{tuning_dir(results, cell)}/selected.json"
 
 
 def job_key(cell="{cell}", seed="{seed}") -> str:

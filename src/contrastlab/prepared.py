@@ -48,7 +48,8 @@ class Prepared:
     summary: dict  # labels.json: counts per split, duplicates, overlap, label noise
 
 
-def load_prepared(out_dir: str | os.PathLike) -> Prepared:
+def load_prepared(out_dir: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> Prepared:
+    """The prepared dataset, with only `splits` read (a tuning trial never reads test)."""
     out_dir = Path(out_dir)
     tokens, summary = out_dir / PREPARED_FILES["tokens"], out_dir / PREPARED_FILES["summary"]
     if not tokens.is_file() or not summary.is_file():
@@ -56,7 +57,7 @@ def load_prepared(out_dir: str | os.PathLike) -> Prepared:
     meta = json.loads(summary.read_text())
     with np.load(tokens) as z:
         splits = {s: Split(np.split(z[f"{s}_ids"], z[f"{s}_offsets"][1:-1]), z[f"{s}_labels"], z[f"{s}_rows"])
-                  for s in SPLITS}
+                  for s in splits}
     return Prepared(splits, meta["names"], meta)
 
 

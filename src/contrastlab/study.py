@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import families
-from .aggregate.outputs import COMMON, NEEDS_PROBES
+from .aggregate.outputs import COMMON, NEEDS_PROBES, TUNING
 from .budget import warn_few_steps
 from .config import ConfigError, DataConfig, StudyConfig, validate
 from .contract import Output, check_outputs
 from .grid import Cell, expand_grid
 from .preps import Prep, plan_preps
+from .tuning import Trial, check_tuned, plan_trials
 from .validate import check_against_model, check_data_files, check_references, check_results_folder
 
 
@@ -30,6 +31,10 @@ class Plan:
     reference: dict[str, str]  # cell name -> the cell it is compared with (itself for the baseline)
     baseline: str  # the baseline cell
     outputs: list[Output] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)  # every tuning trial (contrastlab.tuning); prep_of has theirs
+
+    def trials_of(self, cell: str) -> list[Trial]:
+        return [t for t in self.trials if t.arm == cell]
 
     @property
     def families(self) -> list[str]:
@@ -98,12 +103,12 @@ def reference_cell(cell: Cell, cells: list[Cell], study: StudyConfig, where: str
                       f"{listed}{more}); make them match, or compare with another experiment")
 
 
-def report_outputs(cell_families, probes: bool = True) -> list[Output]:
+def report_outputs(cell_families, probes: bool = True, tuned: bool = False) -> list[Output]:
     """The report of a grid with cells of these families: the outputs of every study, then each
-    family's (family order). First checks every family's declarations (contrastlab.contract), so
+    family's (family order); the tuning curves when the study tunes. First checks every family's declarations (contrastlab.contract), so
     a family that breaks the contract, or clashes with another, stops the plan by name."""
-    check_outputs({"the aggregate": COMMON, **{f"family {f}": families.outputs(f) for f in families.NAMES}})
-    common = [o for o in COMMON if probes or o.name not in NEEDS_PROBES]
+    check_outputs({"the aggregate": COMMON + TUNING, **{f"family {f}": families.outputs(f) for f in families.NAMES}})
+    common = [o for o in COMMON if probes or o.name not in NEEDS_PROBES] + (TUNING if tuned else [])
     return common + [o for f in dict.fromkeys(cell_families) for o in families.outputs(f)]
 
 
@@ -121,11 +126,13 @@ def plan(config: dict, source: str = "config") -> Plan:
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
     warn_few_steps(cells, source)
-    preps, prep_of = plan_preps(cells, study.data, source)
+    trials = plan_trials(study, cells, source)
+    preps, prep_of = plan_preps(cells + [t.cell for t in trials], study.data, source)
     unique = list({c.name: c for c in cells}.values())
     reference = {c.name: reference_cell(c, unique, study, source) for c in unique}
+    check_tuned(study, reference, {c.name: c.experiment for c in unique}, source)
     first = {}
     for c in cells:
         first.setdefault(c.experiment, c.name)
-    outputs = report_outputs([c.family for c in cells], probes=study.probe.enabled)
-    return Plan(study, source, cells, preps, prep_of, reference, first[study.baseline], outputs)
+    outputs = report_outputs([c.family for c in cells], probes=study.probe.enabled, tuned=bool(trials))
+    return Plan(study, source, cells, preps, prep_of, reference, first[study.baseline], outputs, trials)

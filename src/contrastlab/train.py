@@ -30,7 +30,7 @@ from torch import nn
 
 from . import checkpoint
 from .batching import collate, epoch_steps, eval_batches, micro_batches
-from .config import CellConfig, RuntimeConfig, TrainConfig
+from .config import SPLITS, CellConfig, RuntimeConfig, TrainConfig
 from .devices import init_device, pick_device
 from .failures import OOM
 from .families import build_objective
@@ -210,12 +210,14 @@ class Trainer:
 
 
 def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out: dict, state: dict,
-          attempts=None, tracker=None) -> dict:
+          attempts=None, tracker=None, score_test: bool = True) -> dict:
     """Train one cell x seed; write `out` (metrics.json last: its presence marks a finished cell).
-    `tracker` (contrastlab.tracking.Tracking) gets each history row and validation as it happens."""
+    `tracker` (contrastlab.tracking.Tracking) gets each history row and validation as it happens.
+    score_test False (a tuning trial, contrastlab.tuning): the test split is never read, and `out`
+    gets the validation metrics, history, epochs and config only (layout.TRIAL_FILES)."""
     configure_runtime(runtime)
     device = init_device(pick_device(runtime.device, jobs_per_gpu=runtime.jobs_per_gpu))  # before any CUDA call
-    data = load_prepared(prepared_dir)
+    data = load_prepared(prepared_dir, SPLITS if score_test else ("train", "val"))
     split = data.splits["train"]
     effective = cfg.train.batch_size * cfg.train.grad_accum
     steps_per_epoch = math.ceil(len(split) / effective)
@@ -288,6 +290,14 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
                 log.info("epoch %d done, checkpoint written", epoch + 1)
 
     best = loop["best"]
+    if not score_test:
+        metrics = _val_metrics(cfg, trainer, data, loop, device)
+        _write_csv(out["history"], loop["history"])
+        _write_csv(out["epochs"], loop["epochs"])
+        write_json(out["config"], cfg.model_dump())
+        write_json(out["metrics"], metrics)  # last: its presence marks a finished trial
+        ckpt.unlink(missing_ok=True)
+        return metrics
     if cfg.train.select == "best_val" and best is not None:
         trainer.load_state(best["state"])
         log.info("testing the weights of step %d (best validation accuracy %.4f)", best["step"], best["val_accuracy"])
@@ -383,6 +393,16 @@ def _metrics(cfg, trainer, data, probs, loop, device, runtime, effective) -> dic
         "provenance": {**run_record(device, trainer.precision.name, runtime),
                        "precision_configured": trainer.precision.configured},
     }
+
+
+def _val_metrics(cfg, trainer, data, loop, device) -> dict:
+    """A tuning trial's score: the validation accuracy and loss of the weights `train.select` picks."""
+    point = loop["best"] if cfg.train.select == "best_val" and loop["best"] else loop["epochs"][-1]
+    return {"cell": cfg.cell, "family": cfg.family, "seed": cfg.seed, "val_accuracy": point["val_accuracy"],
+            "val_loss": point["val_loss"], "selected_step": point["step"], "steps": loop["step"],
+            "n_train": len(data.splits["train"]), "n_val": len(data.splits["val"]),
+            "train_time_s": loop["elapsed_s"], "trainable_params": count_trainable(trainer.modules),
+            "device": str(device), "splits_read": sorted(data.splits)}
 
 
 def _write_csv(path, rows: list[dict]) -> None:

@@ -35,6 +35,7 @@ RUNTIME = PLAN.study.runtime
 if RUNTIME.jobs_per_gpu > 1 and "gpu" in workflow.global_resources and workflow.global_resources["gpu"].value:
     workflow.global_resources["gpu"] = workflow.global_resources["gpu"].value * RUNTIME.jobs_per_gpu
 BY_KEY = {(c.name, str(c.seed)): c for c in PLAN.cells}
+TRIAL_BY_KEY = {(t.arm, str(t.index)): t for t in PLAN.trials}  # tuning trials (contrastlab.tuning)
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 LANDING = os.path.abspath(layout.landing_file(R))
 
@@ -42,6 +43,7 @@ LANDING = os.path.abspath(layout.landing_file(R))
 wildcard_constraints:
     cell="|".join(re.escape(n) for n in PLAN.cell_names()),
     seed=r"\d+",
+    trial=r"\d+",
     prep="|".join(re.escape(k) for k in PLAN.preps),
 
 
@@ -57,6 +59,28 @@ def script_code(stage, *modules):
 # --- input functions -------------------------------------------------------------------------
 def prepared_of_cell(wildcards):
     return layout.prepared_dir(R, PLAN.prep_of[(wildcards.cell, int(wildcards.seed))])
+
+
+def train_inputs(wildcards):
+    """A cell's prepared data, and for a tuned cell the selection of its tuning (the train job sets
+    the selected values on the cell: a new selection reruns it)."""
+    inputs = {"prepared": prepared_of_cell(wildcards)}
+    if PLAN.trials_of(wildcards.cell):
+        inputs["tuned"] = layout.selection_file(R, wildcards.cell)
+    return inputs
+
+
+def trial_of(wildcards):
+    return TRIAL_BY_KEY[(wildcards.cell, wildcards.trial)]
+
+
+def trial_prepared(wildcards):
+    t = trial_of(wildcards)
+    return layout.prepared_dir(R, PLAN.prep_of[(t.cell.name, t.cell.seed)])
+
+
+def trial_metrics(wildcards):
+    return [layout.trial_files(R, t.arm, t.index)["metrics"] for t in PLAN.trials_of(wildcards.cell)]
 
 
 def cell_outputs(stage, name):
@@ -87,8 +111,17 @@ def aggregate_runs():
     return runs
 
 
+def aggregate_tuning():
+    """Per tuned cell, its selection and its trials' values and metrics (contrastlab.aggregate.run.read_tuning)."""
+    return [{"cell": cell, "selected": layout.selection_file(R, cell),
+             "trials": [{"index": t.index, "values": t.values, "metrics": layout.trial_files(R, cell, t.index)["metrics"]}
+                        for t in PLAN.trials_of(cell)]}
+            for cell in dict.fromkeys(t.arm for t in PLAN.trials)]
+
+
 def aggregate_inputs():
-    return sorted({p for run in aggregate_runs() for p in run["files"].values()})
+    tuning = [p for arm in aggregate_tuning() for p in [arm["selected"], *(t["metrics"] for t in arm["trials"])]]
+    return sorted({p for run in aggregate_runs() for p in run["files"].values()} | set(tuning))
 
 
 def aggregate_outputs(named=False):
@@ -116,6 +149,22 @@ def cell_config(wildcards):
 
 def train_code(wildcards):
     return script_code("train", objective_module(cell_of(wildcards).family))
+
+
+def trial_config(wildcards):
+    return trial_of(wildcards).cell.config.model_dump()
+
+
+def trial_values(wildcards):
+    return [t.values for t in PLAN.trials_of(wildcards.cell)]
+
+
+def tune_trial_code(wildcards):
+    return script_code("tune_trial", objective_module(trial_of(wildcards).cell.family))
+
+
+def trial_state(wildcards):
+    return layout.trial_state(R, wildcards.cell, wildcards.trial)
 
 
 def aggregate_code():
@@ -151,7 +200,13 @@ def tracked_run(wildcards):
 def attempts_of(stage):
     """The attempts file of a stage's job (contrastlab.jobs): not an output, it survives a failure."""
     def path(wildcards):
-        job = layout.job_key(wildcards.cell, wildcards.seed) if "cell" in wildcards.keys() else wildcards.get("prep", "study")
+        keys = wildcards.keys()
+        if "seed" in keys:
+            job = layout.job_key(wildcards.cell, wildcards.seed)
+        elif "cell" in keys:  # a tuning trial, or the selection of a cell's trials
+            job = f"{wildcards.cell}/trial{wildcards.trial}" if "trial" in keys else f"{wildcards.cell}/select"
+        else:
+            job = wildcards.get("prep", "study")
         return layout.attempts_file(R, stage, job)
     return path
 

@@ -1,6 +1,6 @@
 rule train:
     input:
-        prepared=prepared_of_cell,
+        unpack(train_inputs),
     output:
         **layout.stage_files(R, "train"),
     params:

@@ -1,12 +1,18 @@
 # Snakemake adapter: rule train -> contrastlab.train.train
+import json
+from pathlib import Path
+
 import torch
 
 from contrastlab.config import CellConfig, RuntimeConfig
 from contrastlab.jobs import job
 from contrastlab.tracking import RunRef, Tracking
 from contrastlab.train import fingerprint_of, train
+from contrastlab.tuning import apply_values
 
 cfg = CellConfig.model_validate(snakemake.params.cell)
+if "tuned" in snakemake.input.keys():  # a tuned cell: the values its tuning selected (contrastlab.tuning)
+    cfg = apply_values(cfg, json.loads(Path(snakemake.input.tuned).read_text())["values"])
 runtime = RuntimeConfig.model_validate(snakemake.config.get("runtime") or {})  # never a param: reruns nothing
 with job(snakemake.log[0], snakemake.params.attempts, fingerprint_of(cfg)) as attempts:
     torch.set_num_threads(snakemake.threads)

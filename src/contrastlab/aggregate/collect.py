@@ -41,6 +41,7 @@ class Study:
     baseline: str  # the global baseline cell
     files: dict[tuple[str, int], dict] = field(default_factory=dict)  # (cell, seed) -> {name: path}
     meta: dict = field(default_factory=dict)  # what the landing page states: config, model, data
+    tuning: list[dict] = field(default_factory=list)  # per tuned cell: its trials' scores (aggregate.tuning)
 
     def seeds(self, cell: str) -> list[int]:
         return sorted(self.runs.loc[self.runs["cell"] == cell, "seed"].astype(int))

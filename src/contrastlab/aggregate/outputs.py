@@ -29,3 +29,10 @@ COMMON = [
     _common("val_curves", "figure", "Validation accuracy and loss by family"),
 ]
 NEEDS_PROBES = {"representation"}
+# Only in a study that tunes (config `tune:`, contrastlab.tuning); builders in aggregate.tuning.
+TUNING = [
+    Output("tuning", "table", "Tuning: each arm's trials, its selected configuration and expected best validation "
+           "accuracy", f"{__package__}.tuning:tuning_table", CAPTIONS / "tuning.rst"),
+    Output("tuning_curves", "figure", "Expected best validation accuracy against the number of trials",
+           f"{__package__}.tuning:tuning_curves", CAPTIONS / "tuning_curves.rst"),
+]

@@ -15,7 +15,7 @@ from ..io import write_text
 from ..layout import TABLE_FORMATS
 from .collect import Study, collect
 from .compare import DEFAULTS, compare_all
-from .outputs import COMMON
+from .outputs import COMMON, TUNING
 from .verdict import landing_page, verdict_lines
 
 log = logging.getLogger("contrastlab.aggregate")
@@ -64,14 +64,25 @@ def study_meta(runs: list[dict], config: dict | None, source: str) -> dict:
     return meta
 
 
+def read_tuning(arm: dict) -> dict:
+    """A tuned cell's trials with their validation scores, and the trial its selection picked."""
+    trials = [{"index": t["index"], "values": t["values"],
+               **{k: json.loads(Path(t["metrics"]).read_text()).get(k) for k in ("val_accuracy", "val_loss")}}
+              for t in arm["trials"]]
+    return {"cell": arm["cell"], "trials": trials, "selected": json.loads(Path(arm["selected"]).read_text())["trial"]}
+
+
 def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis: dict | None = None,
-              config: dict | None = None, source: str = "config", report: list[dict] = ()) -> None:
+              config: dict | None = None, source: str = "config", report: list[dict] = (),
+              tuning: list[dict] = ()) -> None:
     """runs: one per cell x seed (see `collect`); outputs: {key: path} as made by
     contrastlab.layout.output_paths (`<table>_md|csv|html`, `<figure>`) plus `landing` (rst);
     keys not there are skipped. analysis: the config's analysis section (contrastlab.config).
     report: the families' outputs as the plan declares them (contrastlab.contract.Output.job_param);
-    the outputs of every study need none."""
+    the outputs of every study need none. tuning: per tuned cell {cell, selected: path, trials: [{index,
+    values, metrics: path}]} (contrastlab.tuning), read into study.tuning."""
     study = collect(runs, baseline, display_order(runs, config), study_meta(runs, config, source))
+    study.tuning = [read_tuning(arm) for arm in tuning]
     runs_df = study.runs
     study.meta["precision"] = ", ".join(sorted(map(str, runs_df["precision"].dropna().unique()))) or "?"
     study.meta["devices"] = ", ".join(sorted(map(str, runs_df["device_name"].dropna().unique()))) or "?"
@@ -81,7 +92,7 @@ def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis
     study.meta["equivalence_margin"] = margin
     for line in verdict_lines(study, comp, margin):
         log.info("verdict: %s", line.replace("**", ""))
-    declared = {o.name: o.job_param() for o in COMMON} | {o["name"]: o for o in report}
+    declared = {o.name: o.job_param() for o in COMMON + TUNING} | {o["name"]: o for o in report}
     names = dict.fromkeys(k.rsplit("_", 1)[0] if k.rsplit("_", 1)[-1] in TABLE_FORMATS else k for k in outputs)
     for name in names:
         if name == "landing":
