@@ -371,6 +371,24 @@ class TuneConfig(Section):
     max_steps: int | None = Field(None, ge=1, description="optimizer steps of a trial (default: the cell's own)")
     max_train: int | None = Field(None, ge=2, description="stratified cap on a trial's train split (default: the cell's)")
 
+    @field_validator("space", mode="before")
+    @classmethod
+    def _lists_or_ranges(cls, space):
+        # checked here, not by the union's two errors: one message naming the key and what is wrong
+        if not isinstance(space, dict):
+            return space
+        out = {}
+        for key, value in space.items():
+            if isinstance(value, dict):
+                try:
+                    value = TuneRange.model_validate(value)
+                except ValidationError as e:
+                    raise ValueError(f"{key}: {describe(e.errors()[0], TuneRange)}") from None
+            elif not isinstance(value, list):
+                raise ValueError(f"{key} = {value!r}: must be a list of values or {{low, high, log}}")
+            out[key] = value
+        return out
+
     @model_validator(mode="after")
     def _grid_of_lists(self):
         if self.method == "grid":
