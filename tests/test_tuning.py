@@ -3,7 +3,6 @@ brute-force enumeration, the selection rule, the DAG-build errors, a trial that 
 test split, and a tuned study end to end on the tiny random model."""
 import itertools
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -175,29 +174,31 @@ def test_a_trial_trains_and_scores_on_validation_without_the_test_split(tiny_deb
 def test_a_tuned_study_runs_its_trials_selects_and_reports_the_expected_best_curves(tiny_deberta_dir, tmp_path):
     from workflow_helpers import planned_jobs, snakemake, write_config
 
+    budget = {"trials": 2, "seed": 1, "max_steps": 2, "max_train": 48}
+    lr = {"train.lr_head": {"low": 1e-4, "high": 1e-2, "log": True}}
     config = write_config(tmp_path / "study.yaml", tiny_deberta_dir, **{
-        "probe.enabled": False, "train.epochs": 1,
-        "tune": {"trials": 3, "seed": 1, "max_steps": 2, "max_train": 48,
-                 "space": {"train.lr_head": {"low": 1e-4, "high": 1e-2, "log": True}}},
+        "probe.enabled": False, "train.epochs": 1, "tune": {**budget, "space": lr},
         "experiments": {"baseline": {"family": "baseline"},
-                        "smooth": {"family": "baseline", "loss": {"label_smoothing": 0.1}}}})
-    assert planned_jobs(tmp_path, config) == {"prepare": 2, "tune_trial": 6, "tune_select": 2, "train": 2,
+                        "smooth": {"family": "baseline", "loss": {"label_smoothing": 0.1},
+                                   "tune": {**budget, "space": {**lr, "loss.label_smoothing": [0.05, 0.2]}}}}})
+    assert planned_jobs(tmp_path, config) == {"prepare": 2, "tune_trial": 4, "tune_select": 2, "train": 2,
                                               "aggregate": 1}
     snakemake(tmp_path, config, "--cores", "2")
     results = tmp_path / "results"
-    for arm in ("baseline", "smooth"):
-        selection = json.loads((results / "tuning" / arm / "selected.json").read_text())
+    selected = {arm: json.loads((results / "tuning" / arm / "selected.json").read_text()) for arm in ("baseline", "smooth")}
+    for arm, selection in selected.items():
         scores = [t["val_accuracy"] for t in selection["trials"]]
-        assert len(scores) == 3 and selection["val_accuracy"] == max(scores)
+        assert len(scores) == 2 and selection["val_accuracy"] == max(scores)
         trial = json.loads((results / "tuning" / arm / f"trial{selection['trial']}" / "metrics.json").read_text())
         assert trial["splits_read"] == ["train", "val"] and trial["steps"] == 2 and trial["n_train"] == 48
         ran = json.loads((results / "cells" / arm / "seed1" / "train" / "config.json").read_text())
         assert ran["train"]["lr_head"] == selection["values"]["train.lr_head"] and ran["data"]["max_train"] == 160
+    smoothing = selected["smooth"]["values"]["loss.label_smoothing"]
+    headline = pd.read_csv(results / "tables" / "headline.csv").set_index("cell")
+    assert headline.loc["smooth", "loss"] == f"CE (label smoothing {smoothing:g})"  # the selected value, not 0.1
     table = pd.read_csv(results / "tables" / "tuning.csv")
-    assert sorted(table["cell"].unique()) == ["baseline", "smooth"] and sorted(table["n"].unique()) == [1, 2, 3]
-    best = table[table["n"] == 3].set_index("cell")["expected_best_val_accuracy"]
-    assert best["baseline"] == pytest.approx(json.loads(
-        (results / "tuning" / "baseline" / "selected.json").read_text())["val_accuracy"])
+    assert sorted(table["cell"].unique()) == ["baseline", "smooth"] and sorted(table["n"].unique()) == [1, 2]
+    best = table[table["n"] == 2].set_index("cell")["expected_best_val_accuracy"]
+    assert best.to_dict() == pytest.approx({arm: s["val_accuracy"] for arm, s in selected.items()})
     assert (results / "figures" / "tuning_curves.png").stat().st_size > 1000
     assert planned_jobs(tmp_path, config) == {}  # cached like any cell
-    assert not math.isnan(best["smooth"])

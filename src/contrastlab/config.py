@@ -369,7 +369,8 @@ class TuneConfig(Section):
                               "grid: the product of the lists, all of it or a seeded subset of `trials` points")
     seed: int = Field(0, ge=0, lt=2**32, description="seed of the draws and of every trial's training run")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps of a trial (default: the cell's own)")
-    max_train: int | None = Field(None, ge=2, description="stratified cap on a trial's train split (default: the cell's)")
+    max_train: int | None = Field(None, ge=2, description="stratified cap on a trial's train split (default: the "
+                                                          "cell's)")
 
     @field_validator("space", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ rates. Each trial is the cell's config with the drawn values set, cut to the tri
 (`tune.max_steps`, `tune.max_train`) and trained once with seed `tune.seed`, scored on the
 validation split only (contrastlab.train, `score_test=False`: the job never loads the test
 split). `select` picks each arm's best trial; its values (never the budget) are then set on the
-cell, which runs with the study's seeds and is tested once (`apply_values`, in the train job).
+cell, which runs with the study's seeds and is tested once (contrastlab.tuned, in the train job).
 
 A comparison is fair only if both arms had the same budget: a tuned cell compared with an
 untuned reference, or with one tuned with other trials or budgets, stops the DAG build
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import families
-from .config import (TUNE_SECTIONS, CellConfig, ConfigError, ModelConfig, StudyConfig, TrainConfig, TuneConfig,
-                     TuneRange, validate)
-from .grid import Cell, _set_dotted
+from .config import TUNE_SECTIONS, CellConfig, ConfigError, ModelConfig, StudyConfig, TrainConfig, TuneConfig
+from .grid import Cell
+from .tuned import apply_values
 
 SECTION_FIELDS = {"model": ModelConfig, "train": TrainConfig}
 BUDGET = ("trials", "method", "max_steps", "max_train")  # what two compared arms must share
@@ -62,8 +62,8 @@ def _draw(rng: np.random.Generator, spec) -> object:
 
 def draw_values(tune: TuneConfig) -> list[dict]:
     """The `tune.trials` configurations ({key: value}), deterministic in tune.seed. random: each key
-    is drawn `trials` times from a stream of its own (seeded by tune.seed and the key); grid: every point of the lists' product, or a seeded
-    subset of `trials` of them, in grid order."""
+    is drawn `trials` times from a stream of its own (seeded by tune.seed and the key); grid: every
+    point of the lists' product, or a seeded subset of `trials` of them, in grid order."""
     rng = np.random.default_rng(tune.seed)
     keys = sorted(tune.space)
     if tune.method == "grid":
@@ -102,17 +102,6 @@ def _check_space(where: str, path: str, tune: TuneConfig, exp, family: str) -> N
         if key == "train.max_steps" and tune.max_steps is not None:
             raise ConfigError(f"{at}: every trial runs tune.max_steps = {tune.max_steps} steps, so the step count "
                               "cannot be tuned as well; drop one")
-
-
-def apply_values(cfg: CellConfig, values: dict, label: str = "") -> CellConfig:
-    """`cfg` with the tuned values set (key paths of a tuning space), validated as a cell is."""
-    d = cfg.model_dump()
-    for key, value in values.items():
-        section, _, name = key.partition(".")
-        _set_dotted(d[section], name, value)
-    label = label or f"cell {cfg.cell}"
-    loss = families.parse_params(cfg.family, d.pop("loss"), label, ()).model_dump()
-    return validate(CellConfig, {**d, "loss": loss}, label)
 
 
 def trial_config(cfg: CellConfig, tune: TuneConfig, values: dict, index: int) -> CellConfig:
@@ -185,9 +174,11 @@ def select(scores: list[dict]) -> int:
     return min(range(len(scores)), key=key)
 
 
-def write_selection(metrics_paths: list[str], values: list[dict], out: str) -> dict:
+def write_selection(metrics_paths: list[str], values: list[dict], out: str, cell: dict | None = None) -> dict:
     """Read each trial's validation metrics (trial order), pick the best (`select`) and write
-    {trial, values, val_accuracy, trials: [scores]} to `out`, what the tuned cell's train jobs read."""
+    {trial, values, val_accuracy, trials: [scores]} to `out`, what the tuned cell's train jobs read;
+    given the cell's config, also its loss params ("params") and formula ("form") with the selected
+    values (the tables show those, not the untuned ones)."""
     import json
 
     from .io import write_json
@@ -197,8 +188,12 @@ def write_selection(metrics_paths: list[str], values: list[dict], out: str) -> d
     selection = {"trial": best, "values": values[best], "val_accuracy": scores[best]["val_accuracy"],
                  "trials": [{"trial": i, "values": v, "val_accuracy": s["val_accuracy"], "val_loss": s.get("val_loss")}
                             for i, (v, s) in enumerate(zip(values, scores))]}
+    if cell is not None:
+        tuned = apply_values(CellConfig.model_validate(cell), values[best])
+        selection |= {"params": tuned.loss, "form": families.parse_params(tuned.family, tuned.loss).form()}
     write_json(out, selection)
     return selection
 
 
-__all__ = ["Trial", "TuneRange", "apply_values", "check_tuned", "draw_values", "plan_trials", "select", "tune_of", "write_selection"]
+__all__ = ["Trial", "apply_values", "check_tuned", "draw_values", "plan_trials", "select", "tune_of",
+           "write_selection"]

@@ -114,8 +114,8 @@ def aggregate_runs():
 def aggregate_tuning():
     """Per tuned cell, its selection and its trials' values and metrics (contrastlab.aggregate.run.read_tuning)."""
     return [{"cell": cell, "selected": layout.selection_file(R, cell),
-             "trials": [{"index": t.index, "values": t.values, "metrics": layout.trial_files(R, cell, t.index)["metrics"]}
-                        for t in PLAN.trials_of(cell)]}
+             "trials": [{"index": t.index, "values": t.values,
+                         "metrics": layout.trial_files(R, cell, t.index)["metrics"]} for t in PLAN.trials_of(cell)]}
             for cell in dict.fromkeys(t.arm for t in PLAN.trials)]
 
 
@@ -157,6 +157,11 @@ def trial_config(wildcards):
 
 def trial_values(wildcards):
     return [t.values for t in PLAN.trials_of(wildcards.cell)]
+
+
+def tuned_cell_config(wildcards):
+    """A tuned cell's config (its first seed's: the selection does not depend on the seed)."""
+    return next(c for c in PLAN.cells if c.name == wildcards.cell).config.model_dump()
 
 
 def tune_trial_code(wildcards):

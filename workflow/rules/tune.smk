@@ -34,6 +34,7 @@ rule tune_select:
         layout.selection_file(R),
     params:
         values=trial_values,
+        cell=tuned_cell_config,
         attempts=attempts_of("tune_select"),
         code=script_code("tune_select"),
     log:

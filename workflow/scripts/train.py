@@ -8,7 +8,7 @@ from contrastlab.config import CellConfig, RuntimeConfig
 from contrastlab.jobs import job
 from contrastlab.tracking import RunRef, Tracking
 from contrastlab.train import fingerprint_of, train
-from contrastlab.tuning import apply_values
+from contrastlab.tuned import apply_values
 
 cfg = CellConfig.model_validate(snakemake.params.cell)
 if "tuned" in snakemake.input.keys():  # a tuned cell: the values its tuning selected (contrastlab.tuning)

@@ -3,4 +3,5 @@ from contrastlab.jobs import job
 from contrastlab.tuning import write_selection
 
 with job(snakemake.log[0], snakemake.params.attempts):
-    write_selection(list(snakemake.input.trials), snakemake.params.values, snakemake.output[0])
+    write_selection(list(snakemake.input.trials), snakemake.params.values, snakemake.output[0],
+                    snakemake.params.cell)

@@ -72,6 +72,13 @@ def read_tuning(arm: dict) -> dict:
     return {"cell": arm["cell"], "trials": trials, "selected": json.loads(Path(arm["selected"]).read_text())["trial"]}
 
 
+def tuned_runs(runs: list[dict], tuning: list[dict]) -> list[dict]:
+    """The runs with each tuned cell's loss params and formula as its selection set them."""
+    selected = {arm["cell"]: json.loads(Path(arm["selected"]).read_text()) for arm in tuning}
+    return [{**r, **{k: selected[r["cell"]][k] for k in ("params", "form") if k in selected[r["cell"]]}}
+            if r["cell"] in selected else r for r in runs]
+
+
 def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis: dict | None = None,
               config: dict | None = None, source: str = "config", report: list[dict] = (),
               tuning: list[dict] = ()) -> None:
@@ -81,6 +88,7 @@ def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis
     report: the families' outputs as the plan declares them (contrastlab.contract.Output.job_param);
     the outputs of every study need none. tuning: per tuned cell {cell, selected: path, trials: [{index,
     values, metrics: path}]} (contrastlab.tuning), read into study.tuning."""
+    runs = tuned_runs(runs, tuning)
     study = collect(runs, baseline, display_order(runs, config), study_meta(runs, config, source))
     study.tuning = [read_tuning(arm) for arm in tuning]
     runs_df = study.runs

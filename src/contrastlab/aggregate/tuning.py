@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from .collect import Study  # noqa: E402
@@ -69,22 +70,18 @@ def tuning_table(study: Study, comp) -> Table:
         for r in c.itertuples():
             numeric.append({"cell": arm["cell"], "n": r.n, "expected_best_val_accuracy": r.expected_best,
                             "lo": r.lo, "hi": r.hi})
-        best = arm["trials"][arm["selected"]]
-        last = c.iloc[-1]
-        half = c.iloc[max(0, len(c) // 2 - 1)]
+        best, last = arm["trials"][arm["selected"]], c.iloc[-1]
         ci = "" if math.isnan(last.lo) else f" [{last.lo:.3f}, {last.hi:.3f}]"
-        shown.append({"cell": arm["cell"], "trials": len(scores), "E[best] at n=1": f"{c.iloc[0].expected_best:.3f}",
-                      f"at n={int(half.n)}": f"{half.expected_best:.3f}",
-                      "at n=T (best)": f"{last.expected_best:.3f}{ci}",
-                      "selected": f"trial {best['index']}: {_fmt(best['values'])}"})
+        row = {"cell": arm["cell"], "trials": len(scores), "E[best] at n=1": f"{c.iloc[0].expected_best:.3f}"}
+        if len(c) >= 4:  # a point between one trial and all of them
+            row["at n=T/2"] = f"{c.iloc[len(c) // 2 - 1].expected_best:.3f}"
+        shown.append(row | {"at n=T (best)": f"{last.expected_best:.3f}{ci}",
+                            "selected": f"trial {best['index']}: {_fmt(best['values'])}"})
     note = ("Validation accuracy only (no trial reads the test split). E[best] at n: the expected best of n of "
             "the arm's T trials drawn without replacement (Dodge et al. 2019); the interval resamples the T "
             f"scores ({CONFIDENCE:.0%} percentile bootstrap). The selected configuration then ran with the study's "
             "seeds and was tested once.")
-    shown_df = pd.DataFrame(shown)
-    if len(shown_df) and shown_df.columns[3] == shown_df.columns[4]:
-        shown_df = shown_df.drop(columns=shown_df.columns[3])
-    return Table("Tuning: the same trials for every arm", note, shown_df, pd.DataFrame(numeric))
+    return Table("Tuning: the same trials for every arm", note, pd.DataFrame(shown).fillna(""), pd.DataFrame(numeric))
 
 
 def tuning_curves(study: Study, comp, path) -> None:
@@ -95,6 +92,7 @@ def tuning_curves(study: Study, comp, path) -> None:
         c = curve([t["val_accuracy"] for t in arm["trials"]])
         line, = ax.plot(c["n"], c["expected_best"], marker="o", ms=3, label=arm["cell"])
         ax.fill_between(c["n"], c["lo"], c["hi"], color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trials (n)")
     ax.set_ylabel("expected best validation accuracy")
     ax.set_title("Expected best validation accuracy vs trials (Dodge et al. 2019)")
