@@ -99,6 +99,16 @@ def test_every_tuned_cell_gets_the_same_trials_with_the_budget_and_seed_of_the_t
     assert not planned({"baseline": {}}).trials
 
 
+def test_check_and_cells_say_what_is_tuned(capsys):
+    from contrastlab.cli import REPO, main
+
+    preset = str(REPO / "config" / "gunel_tuning.yaml")
+    assert main(["check", preset]) == 0
+    assert "16 tuning trials (8 per tuned cell)" in capsys.readouterr().out
+    assert main(["cells", preset]) == 0
+    assert "(tuned: 8 trials of loss.alpha, train.lr_head, train.lr_top)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("tune_section, message", [
     ({"trials": 2, "space": {"train.lr_tpo": [1e-4]}}, "tune.space.train.lr_tpo: unknown key; did you mean train.lr_top?"),
     ({"trials": 2, "space": {"loss.alhpa": [0.1]}}, "tune.space.loss.alhpa: unknown key"),

@@ -37,7 +37,9 @@ def cmd_check(args) -> int:
     p = _plan(args.config)
     seeds = len(p.study.seeds)
     print(f"{args.config}: OK: {len(p.cell_names())} cells x {seeds} seed(s) = {len(p.cells)} runs, "
-          f"{len(p.preps)} prepared dataset(s), families {', '.join(p.families)}, baseline {p.baseline}")
+          f"{len(p.preps)} prepared dataset(s), families {', '.join(p.families)}, baseline {p.baseline}"
+          + (f"; {len(p.trials)} tuning trials ({len(p.trials) // len({t.arm for t in p.trials})} per tuned cell)"
+             if p.trials else ""))
     return 0
 
 
@@ -49,13 +51,14 @@ def cmd_cells(args) -> int:
         rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": p.study.seeds,
                      "compared_with": p.reference[name], "sweep": c.sweep,
                      "prepared": list(dict.fromkeys(p.prep_of[(name, x.seed)] for x in p.cells if x.name == name)),
-                     "config": c.config.model_dump()})
+                     "config": c.config.model_dump(), "tuning": [t.values for t in p.trials_of(name)]})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
         loss = ", ".join(f"{k}={v}" for k, v in r["config"]["loss"].items())
-        print(f"{r['cell']}  [{r['family']}; vs {r['compared_with']}; data {', '.join(r['prepared'])}]  {loss}")
+        tuned = f"  (tuned: {len(r['tuning'])} trials of {', '.join(r['tuning'][0])})" if r["tuning"] else ""
+        print(f"{r['cell']}  [{r['family']}; vs {r['compared_with']}; data {', '.join(r['prepared'])}]  {loss}{tuned}")
     return 0
 
 
