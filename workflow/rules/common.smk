@@ -116,7 +116,7 @@ def aggregate_tuning():
     return [{"cell": cell, "selected": layout.selection_file(R, cell),
              "trials": [{"index": t.index, "values": t.values,
                          "metrics": layout.trial_files(R, cell, t.index)["metrics"]} for t in PLAN.trials_of(cell)]}
-            for cell in dict.fromkeys(t.arm for t in PLAN.trials)]
+            for cell in sorted({t.arm for t in PLAN.trials})]  # sorted: reordering experiments reruns nothing
 
 
 def aggregate_inputs():
