@@ -246,22 +246,37 @@ def detectable(se: float, df: float = math.inf, alpha: float = 0.05, power: floa
     return float(ncp * se)
 
 
+def planned_se(n: int, var_examples_one: float, seed_var: float, interaction_one: float, seeds: int,
+               seed_var_df: float = math.inf) -> tuple[float, float]:
+    """(se, Satterthwaite df) of Δ for a paired study of `seeds` seeds per arm, by the variance
+    model: se² = σ²_e/N + (σ²_u + σ²_r/N)/S (var_examples_one = σ²_e/N, interaction_one = σ²_r/N;
+    the seed part's df is S − 1, or seed_var_df, where σ²_u came from, at one seed)."""
+    per_seed = (seed_var + interaction_one) / seeds
+    var = var_examples_one + per_seed
+    seed_df = seeds - 1 if seeds > 1 else seed_var_df
+    denom = var_examples_one ** 2 / max(n - 1, 1) + (per_seed ** 2 / seed_df if seed_df > 0 else math.inf)
+    df = min(var ** 2 / denom, BIG_DF) if var > 0 and denom > 0 else BIG_DF
+    return math.sqrt(var), df
+
+
+def seed_var_bound(seed_var: float, seed_var_df: float) -> float:
+    """σ²_u estimated on seed_var_df degrees of freedom, taken at its upper 70% bound,
+    σ̂²·df/χ²_df(0.3), for planning: a few seeds mostly underestimate it (itself when df is inf)."""
+    if math.isfinite(seed_var_df) and 0 < seed_var_df < BIG_DF:
+        return seed_var * seed_var_df / chi2.ppf(0.3, seed_var_df)
+    return seed_var
+
+
 def seeds_to_detect(diff: float, n: int, var_examples_one: float, seed_var: float, interaction_one: float,
                     seed_var_df: float = math.inf, alpha: float = 0.05, power: float = 0.8, most: int = 1000) -> float:
     """Seeds per arm (paired) at which a true Δ of `diff` is detected with this power at level
-    alpha, by the variance model: se²(S) = σ²_e/N + (σ²_u + σ²_r/N)/S with df by Satterthwaite.
-    var_examples_one = σ²_e/N, seed_var = σ²_u (estimated on seed_var_df degrees of freedom: it is
-    taken at its upper 70% bound, σ̂²·df/χ²_df(0.3): a few seeds mostly underestimate it),
-    interaction_one = σ²_r/N. inf beyond `most` or when diff is 0."""
+    alpha, by the variance model (`planned_se`), with σ²_u (seed_var, estimated on seed_var_df
+    degrees of freedom) at its upper 70% bound (`seed_var_bound`). inf beyond `most` or when diff is 0."""
     if diff == 0:
         return math.inf
-    if math.isfinite(seed_var_df) and seed_var_df < BIG_DF:
-        seed_var = seed_var * seed_var_df / chi2.ppf(0.3, seed_var_df)
+    seed_var = seed_var_bound(seed_var, seed_var_df)
     for s in range(2, most + 1):
-        per_seed = (seed_var + interaction_one) / s
-        var = var_examples_one + per_seed
-        df = var ** 2 / (var_examples_one ** 2 / max(n - 1, 1) + per_seed ** 2 / (s - 1)) if var > 0 else BIG_DF
-        if detectable(math.sqrt(var), df, alpha, power) <= abs(diff):
+        if detectable(*planned_se(n, var_examples_one, seed_var, interaction_one, s), alpha, power) <= abs(diff):
             return float(s)
     return math.inf
 
