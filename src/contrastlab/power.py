@@ -88,6 +88,15 @@ def _correct(results: str, cell: str) -> dict[int, "object"]:
     return out
 
 
+def measured_parts(ref: np.ndarray, cell: np.ndarray) -> tuple[float, float, float]:
+    """(σ²_e, σ²_r per test example, σ²_u) of a paired comparison ref, cell [S, N] (0/1) by the
+    verdict's estimator; at one seed σ²_r is inside σ²_e (the plan then keeps it from shrinking
+    with more seeds: conservative) and σ²_u is NaN."""
+    r = paired_difference(ref, cell)
+    s, n = np.atleast_2d(ref).shape
+    return r["var_examples"] * n, r["var_interaction"] * s * n, r["seed_var"] if s > 1 else math.nan
+
+
 def earlier_variance(results: str, comparisons: dict[str, str], seed_sd: float | None) -> dict[str, Variance]:
     """{cell: Variance} for the comparisons (cell -> reference) from the per-example predictions
     of an earlier study in `results`; those it lacks take the median of the others. {} when it
@@ -101,11 +110,11 @@ def earlier_variance(results: str, comparisons: dict[str, str], seed_sd: float |
         rows = sorted(set.intersection(*(set(x.index) for x in [*a.values(), *b.values()])))
         ref_m = np.stack([a[s].loc[rows].to_numpy() for s in seeds])
         cell_m = np.stack([b[s].loc[rows].to_numpy() for s in seeds])
-        r = paired_difference(ref_m, cell_m)
+        ex, inter, seed_var = measured_parts(ref_m, cell_m)
         s, n = len(seeds), len(rows)
-        found[cell] = (r["var_examples"] * n, r["var_interaction"] * s * n, s, n)
+        found[cell] = (ex, inter, s, n)
         if s > 1:
-            seed_est.append((r["seed_var"], s - 1.0))
+            seed_est.append((seed_var, s - 1.0))
     if not found:
         return {}
     pooled = pool_seed_var(seed_est)
