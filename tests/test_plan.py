@@ -106,3 +106,26 @@ def test_plan_exits_3_when_out_of_reach_and_its_suggested_test_size_reaches_the_
     n = int(line.split("about ")[1].split(" test")[0].replace(",", ""))
     assert main(["plan", str(REPO / "config.yaml"), "--n-test", str(n)]) == 0
     assert main(["plan", str(REPO / "config.yaml"), "--n-test", str(int(n * 0.9))]) == 3
+
+
+def test_the_gpu_cost_of_a_study_comes_from_counted_flops(tmp_path):
+    counted = tmp_path / "paper_cost.json"
+    counted.write_text(json.dumps({"rows": [{"cells": ["a", "b"], "flop_per_run": 58e15}], "counts": {"test": 25000}}))
+    cost = plan_cost.flop_costs(counted, {"a": None, "c": None})
+    rate = next(iter(plan_cost.RATES.values()))
+    assert cost["a"].seconds == pytest.approx(58e15 / rate + 2 * plan_cost.JOB_START_S)
+    assert math.isnan(cost["c"].seconds) and plan_cost.test_examples_of_flops(counted) == 25000
+
+
+def test_a_pilot_times_the_baselines_steps_on_this_device(tiny_deberta_dir, tmp_path, capsys):
+    from workflow_helpers import write_config
+
+    config = write_config(tmp_path / "study.yaml", tiny_deberta_dir, results=str(tmp_path / "results"))
+    assert main(["plan", str(config), "--pilot", "2", "--n-test", "1000000"]) == 0
+    out = capsys.readouterr().out
+    assert "a 2-step pilot of baseline on cpu" in out
+    step = float(out.split("pilot of baseline on cpu")[1].split(": ")[1].split(" s per step")[0])
+    assert 0 < step < 60
+    row = next(ln for ln in out.splitlines() if ln.startswith("| rdrop_stages1 |"))
+    assert f"x {step:.3f} s + 2 x 15 s" in row
+    assert main(["plan", str(config), "--n-test", "0"]) == 2

@@ -143,6 +143,9 @@ def cmd_plan(args) -> int:
     from . import plan_cost, power
     from .plan_report import UNREACHABLE, report, unreachable
 
+    for flag, value, least in (("--n-test", args.n_test, 2), ("--pilot", args.pilot, 1)):
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} {value}: give at least {least}")
     p = _plan(args.config)
     a = p.study.analysis
     comparisons = {c: r for c, r in p.reference.items() if c != r}
