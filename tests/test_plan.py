@@ -4,6 +4,7 @@ variance read back from an earlier study's files, the cost arithmetic, and exit 
 suggestion that works when the target is out of reach."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,9 @@ def write_predictions(results, cell, correct):
     """An earlier study's per-example predictions of `cell`, seeds 1.., as the train job writes them."""
     for s, row in enumerate(correct, start=1):
         path = layout.stage_files(str(results), "train", cell, s)["predictions"]
-        __import__("pathlib").Path(path).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"index": range(len(row)), "row": np.arange(len(row)) * 3, "correct": row}).to_csv(path, index=False)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        rows = {"index": range(len(row)), "row": np.arange(len(row)) * 3, "correct": row}
+        pd.DataFrame(rows).to_csv(path, index=False)
 
 
 def test_the_planned_seeds_detect_a_true_difference_of_the_target_size_with_at_least_75_percent_power():
@@ -75,17 +77,19 @@ def test_a_schedule_of_seeds_plans_from_its_start_up_to_its_max():
 
 
 def test_the_cost_of_a_run_is_its_steps_at_the_measured_step_time_plus_its_jobs_start_up(tmp_path):
+    import yaml
+
     from contrastlab.study import plan
 
-    import yaml
     p = plan(yaml.safe_load((REPO / "config" / "gunel.yaml").read_text()), "gunel.yaml")
     configs = {c.name: c.config for c in p.cells}
     for cell, seed, step_s, train_s, wall in (("ce_few_shot_n20", 1, 0.5, 80.0, 100.0),
                                               ("ce_few_shot_n20", 2, 0.7, 90.0, 130.0)):
         m = layout.stage_files(str(tmp_path), "train", cell, seed)["metrics"]
-        __import__("pathlib").Path(m).parent.mkdir(parents=True, exist_ok=True)
-        __import__("pathlib").Path(m).write_text(json.dumps({"seed": seed, "step_time_s": step_s, "train_time_s": train_s}))
-        b = __import__("pathlib").Path(layout.benchmark_file(str(tmp_path), "train", cell, seed))
+        Path(m).parent.mkdir(parents=True, exist_ok=True)
+        Path(m).write_text(json.dumps({"seed": seed, "step_time_s": step_s,
+                                       "train_time_s": train_s}))
+        b = Path(layout.benchmark_file(str(tmp_path), "train", cell, seed))
         b.parent.mkdir(parents=True, exist_ok=True)
         b.write_text(f"s\th:m:s\n{wall}\t0:01:40\n")
     cost = plan_cost.earlier_costs(str(tmp_path), configs, jobs=1)

@@ -171,7 +171,8 @@ def cmd_plan(args) -> int:
     if args.flops:
         cost, how = plan_cost.flop_costs(args.flops, configs), f"counted FLOPs per run from {args.flops}"
     elif args.earlier and (cost := plan_cost.earlier_costs(args.earlier, configs, jobs)):
-        how = f"step times and job start-up measured by the earlier study in {args.earlier}"
+        how = (f"step times, and the rest of each job (start-up, evaluation: its wall time less its training), "
+               f"measured by the earlier study in {args.earlier}")
     elif args.pilot:
         from .pilot import step_time
 

@@ -56,7 +56,8 @@ def pilot_costs(cells: dict, step_s: float, jobs: int, start_s: float = JOB_STAR
         if steps is None:
             out[name] = RunCost(float("nan"), "steps unknown (the train rows of a hub dataset)")
         else:
-            out[name] = RunCost(steps * step_s + jobs * start_s, f"{steps} steps x {step_s:.3f} s + {jobs} x {start_s:.0f} s")
+            out[name] = RunCost(steps * step_s + jobs * start_s,
+                                f"{steps} steps x {step_s:.3f} s + {jobs} x {start_s:.0f} s")
     return out
 
 
