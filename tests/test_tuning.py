@@ -107,6 +107,8 @@ def test_check_and_cells_say_what_is_tuned(capsys):
     assert "16 tuning trials (8 per tuned cell)" in capsys.readouterr().out
     assert main(["cells", preset]) == 0
     assert "(tuned: 8 trials of loss.alpha, train.lr_head, train.lr_top)" in capsys.readouterr().out
+    main(["plan", preset])  # exit 3 where a comparison cannot reach its target: beside the point here
+    assert "Tuning: 16 trials (8 per tuned cell), run once before the seeds: not costed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("tune_section, message", [

@@ -184,6 +184,13 @@ def cmd_plan(args) -> int:
         how = (f"a {args.pilot}-step pilot of {p.baseline} on {device}: {step_s:.3f} s per step, applied to every "
                f"cell, + {plan_cost.JOB_START_S:.0f} s start-up per job ({jobs} per run)")
     print(report(args.config, lines, a.target_mdd, cost, how))
+    if p.trials:  # run once, before the seeds: not in the per-seed figures above
+        trial_cost = plan_cost.pilot_costs({t.cell.name: t.cell.config for t in p.trials}, step_s, 1) \
+            if args.pilot else {}
+        total = sum(c.seconds for c in trial_cost.values())
+        print(f"Tuning: {len(p.trials)} trials ({len(p.trials) // len({t.arm for t in p.trials})} per tuned cell), "
+              "run once before the seeds: " + (f"{total / 3600:.2f} device-hours at the pilot's step time."
+                                                if trial_cost else "not costed (give --pilot STEPS)."))
     short = unreachable(lines, a.target_mdd)
     if short:
         print(short, file=sys.stderr)
