@@ -56,6 +56,14 @@ def step_cost(cfg: CellConfig, encoder_config: dict | None, by: str) -> float:
     return (trained * pt.trained + no_grad * pt.no_grad) * cfg.model.max_len
 
 
+def _flops_follow_passes(a: CellConfig, b: CellConfig) -> bool:
+    """Same model section and every pass with a graph: the FLOPs per step are proportional to the passes."""
+    def no_grad(c: CellConfig) -> int:
+        params = families.parse_params(c.family, c.loss)
+        return passes(params, planned_grad_cache(c, params))[1]
+    return a.model == b.model and no_grad(a) == no_grad(b) == 0
+
+
 def _arm_cell(cell, candidates: list, at: str):
     """The cell of the named experiment with `cell`'s data and the values of the sweep keys both have."""
     def same(arm):
@@ -96,13 +104,16 @@ def match_budgets(study: StudyConfig, cells: list, where: str, encoder_config: C
             raise ConfigError(f"{at}: its step has {t.batch_size * t.grad_accum} examples and {t.match_budget}'s "
                               f"{a.batch_size * a.grad_accum}; the budget is spent as more steps of the same batch: "
                               "make train.batch_size x train.grad_accum equal")
+        by = t.match_by
+        if by == "flops" and _flops_follow_passes(arm.config, cell.config):
+            by = "passes"  # the same ratio, without the model's config.json (a hub model not yet cached)
         costs = []
         for c in (arm, cell):
-            config = encoder_config(c.config.model.name) if t.match_by == "flops" else None
-            if t.match_by == "flops" and config is None:
+            config = encoder_config(c.config.model.name) if by == "flops" else None
+            if by == "flops" and config is None:
                 raise ConfigError(f"{at}: match_by flops needs the config.json of {c.config.model.name}, which is "
                                   "not in the local cache; download it first or set train.match_by: passes")
-            costs.append(step_cost(c.config, config, t.match_by))
+            costs.append(step_cost(c.config, config, by))
         scale = round(a.steps_scale * costs[0] / costs[1], 6)
         train = t.model_copy(update={"epochs": a.epochs, "max_steps": a.max_steps, "steps_scale": scale})
         out.append(replace(cell, config=cell.config.model_copy(update={"train": train})))
