@@ -107,7 +107,7 @@ def test_on_the_slurm_profile_each_paper_cell_is_two_submissions(tmp_path):
     assert text.count("Group job gpu") == n and text.count("Group job cpu") == n  # train+embed, probe+plot
     jobs = planned_jobs(tmp_path, PAPER)
     submissions = jobs["prepare"] + 2 * n + jobs["aggregate"]
-    assert submissions == 207 and sum(jobs.values()) == 2 + 4 * n + 1  # 411 jobs in 207 submissions
+    assert submissions == 213 and sum(jobs.values()) == 2 + 4 * n + 1  # 423 jobs in 213 submissions
 
 
 def test_gunel_preset_compares_each_scl_cell_with_the_ce_cell_of_the_same_size_and_noise():
