@@ -160,7 +160,56 @@ def test_a_matched_reference_trains_the_arms_budget_end_to_end(tiny_deberta_dir,
     config = model_info(str(tiny_deberta_dir)).config
     pt = per_token(config, _cell(p, "rdrop2").config.model)
     assert metrics["rdrop2"]["train_flops"] == metrics["rdrop2"]["train_tokens"] * 2 * pt.trained
+    ce = _cell(p, "ce_budget").config
     assert metrics["ce_budget"] == metrics["ce_budget"] | train_cost(
-        _cell(p, "ce_budget").config, config, metrics["ce_budget"]["train_tokens"], False)
+        families.parse_params(ce.family, ce.loss), ce.model, config, metrics["ce_budget"]["train_tokens"], False)
     # the budgets agree to the padding of the length-grouped batches
     assert compute_remark(metrics["rdrop2"]["train_flops"], metrics["ce_budget"]["train_flops"]) == ""
+
+
+def test_match_by_flops_reads_the_models_config_only_when_the_arms_models_differ(tmp_path):
+    experiments = {"rdrop2": {"family": "rdrop", "loss": {"stages": 2}},
+                   "ce": {"family": "baseline", "train": {"match_budget": "rdrop2"}}}
+    p = plan(_study("someorg/not-cached", tmp_path, experiments), "my.yaml")  # a hub model the cache lacks
+    assert _cell(p, "ce").config.train.steps_scale == 2.0  # same model, every pass trains: FLOPs follow passes
+    experiments["ce"]["model"] = {"trainable_layers": 1}
+    with pytest.raises(ConfigError, match="match_by flops needs the config.json of someorg/not-cached"):
+        plan(_study("someorg/not-cached", tmp_path, experiments), "my.yaml")
+
+
+def test_every_comparison_table_shows_the_cost_and_the_verdict_flags_an_unmatched_comparison(tmp_path):
+    """The aggregate of R-Drop one- and two-stage against the baseline (written as test_aggregate writes
+    them), each run's cost as `train` records it: two-stage has 2 passes and 2x the FLOPs."""
+    import json
+
+    from test_aggregate import all_outputs, base_correct, declared, run_of, same_accuracy
+    from contrastlab.aggregate.run import aggregate
+
+    grid = {"baseline": ("baseline", "baseline", {}, {}, base_correct),
+            "rdrop_stages1": ("rdrop", "rdrop", {"stages": 1}, {"stages": 1}, same_accuracy),
+            "rdrop_stages2": ("rdrop", "rdrop", {"stages": 2}, {"stages": 2}, same_accuracy)}
+    runs = []
+    for cell, (experiment, family, sweep, loss, correct) in grid.items():
+        for seed in (1, 2, 3):
+            run = run_of(tmp_path, cell, seed, experiment, family, sweep, loss, correct(seed))
+            path = run["files"]["train_metrics"]
+            metrics = json.loads(open(path).read())
+            passes_ = loss.get("stages", 1)
+            metrics.update(train_forward_passes=passes_, train_flops=passes_ * 3.0e15)
+            open(path, "w").write(json.dumps(metrics))
+            runs.append(run)
+    outputs = all_outputs(tmp_path, ["baseline", "rdrop"])
+    aggregate(runs, outputs, baseline="baseline", config={"data": {"source": "embedded"}}, source="t.yaml",
+              report=declared(["baseline", "rdrop"]))
+    for table in ("headline", "rdrop"):
+        rows = {r["cell"]: r for r in pd.read_csv(outputs[f"{table}_csv"]).to_dict("records")}
+        assert rows["rdrop_stages2"]["train_forward_passes_mean"] == 2 and rows["baseline"]["train_flops_mean"] == 3e15
+        assert rows["rdrop_stages2"]["train_device_seconds_mean"] > 0
+        text = open(outputs[f"{table}_md"]).read()
+        header = next(line for line in text.splitlines() if line.startswith("| cell"))
+        assert all(f" {h} " in header for h in ("passes/step", "train FLOPs", "device-s")), header
+        assert "6.00 PFLOP" in text and "; train FLOPs ≈ tokens computed ×" in text
+    headline = open(outputs["headline_md"]).read()
+    two = next(line for line in headline.splitlines() if line.startswith("- **rdrop_stages2**"))
+    one = next(line for line in headline.splitlines() if line.startswith("- **rdrop_stages1**"))
+    assert two.endswith("; not compute-matched (arm 2.0x the reference's FLOPs)") and "compute-matched" not in one

@@ -428,7 +428,8 @@ class CellConfig(Section):
     def unread(self) -> dict[str, str]:
         """Keys of its sections this cell does not read, given the others -> why (the loss's own: Params.unread)."""
         return ({"train.epochs": "train.max_steps sets the length"} if self.train.max_steps else {}) | (
-            {"model.trainable_layers": "model.lora adapts every layer"} if self.model.lora else {})
+            {"model.trainable_layers": "model.lora adapts every layer"} if self.model.lora else {}) | (
+            {"train.match_by": "train.match_budget is not set"} if self.train.match_budget is None else {})
 
 
 # ---- errors that name what is wrong -----------------------------------------------------------

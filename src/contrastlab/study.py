@@ -15,9 +15,9 @@ from .aggregate.outputs import COMMON, NEEDS_PROBES
 from .budget import warn_few_steps
 from .config import ConfigError, DataConfig, StudyConfig, validate
 from .contract import Output, check_outputs
-from .cost import match_budgets
 from .grid import Cell, expand_grid
 from .hfconfig import model_info
+from .match_budget import match_budgets
 from .preps import Prep, plan_preps
 from .validate import check_against_model, check_data_files, check_references, check_results_folder
 

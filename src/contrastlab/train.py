@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint
+from . import checkpoint, families
 from .batching import collate, epoch_steps, eval_batches, micro_batches
 from .config import CellConfig, RuntimeConfig, TrainConfig
 from .cost import train_cost
@@ -374,8 +374,8 @@ def _metrics(cfg, trainer, data, probs, loop, device, runtime, effective) -> dic
         "selected_step": best.get("step") if cfg.train.select == "best_val" else loop["step"],
         "val_accuracy": best.get("val_accuracy") if cfg.train.select == "best_val" else loop["epochs"][-1]["val_accuracy"],
         "trainable_params": count_trainable(trainer.modules),
-        **train_cost(cfg, trainer.model.encoder.config.to_dict(), sum(h.get("tokens", 0) for h in history),
-                     trainer.coupled and trainer.grad_cache),
+        **train_cost(families.parse_params(cfg.family, cfg.loss), cfg.model, trainer.model.encoder.config.to_dict(),
+                     sum(h.get("tokens", 0) for h in history), trainer.coupled and trainer.grad_cache),
         "train_time_s": loop["elapsed_s"], "step_time_s": float(np.median([h["time_s"] for h in history])),
         "samples_per_s": sum(h["examples"] for h in history) / loop["elapsed_s"],
         "peak_memory_mb": peak_memory_mb(device), "device": str(device),

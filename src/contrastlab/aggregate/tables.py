@@ -38,7 +38,7 @@ DIGITS = {"train_time_s": 1, "step_time_s": 3, "step_time_ratio": 2, "peak_memor
 LOWER_IS_BETTER = {"alignment", "uniformity", "inter_cos"}
 DELTA_HEAD = "Δ accuracy [95% CI]"
 COST_NOTE = (f"Cost per cell: passes/step = encoder forward passes over each example of an optimizer step; "
-             f"train FLOPs estimated, {FORMULA}; device-s = measured seconds of the optimizer steps.")
+             f"{FORMULA} (an estimate); device-s = measured seconds of the optimizer steps.")
 CSS = ("body{font-family:sans-serif;font-size:13px} p{max-width:60em} table{border-collapse:collapse} "
        "th,td{padding:3px 9px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap} "
        "th:first-child,td:first-child{text-align:left}")
