@@ -172,10 +172,10 @@ class TrainConfig(Section):
         "last", description="weights that are tested: those after the last step, or of the best validation accuracy")
     eval_every: int | None = Field(None, ge=1, description="validation every N optimizer steps (default: after each epoch)")
     match_budget: str | None = Field(
-        None, description="an experiment whose training budget this one gets (a compute-matched control): its epochs "
-                          "or max_steps, times the ratio of its cost per optimizer step to this one's, as more steps "
-                          "of the same batch and schedule shape (contrastlab.cost). That experiment must not match "
-                          "another's budget itself")
+        None, description="an experiment whose training budget this one gets (a compute-matched control): its "
+                          "matching cell's epochs or max_steps (they replace this one's), times the ratio of its cost "
+                          "per optimizer step to this one's, as more steps of the same batch and schedule shape "
+                          "(contrastlab.match_budget). That experiment must not take another's budget itself")
     match_by: Literal["flops", "passes"] = Field(
         "flops", description="what match_budget equalises: estimated training FLOPs, or encoder forward passes")
     steps_scale: float = Field(1.0, gt=0, description="optimizer steps are this multiple of epochs x steps per epoch "

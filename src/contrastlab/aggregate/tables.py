@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..cost import FORMULA
 from ..io import atomic_path, write_text
 from ..stats import format_mean_std
-from ..cost import FORMULA
 from .collect import ENVIRONMENT, PROBE_METRICS, TEST_METRICS, Study
 
 SIG = "✱"
