@@ -9,7 +9,8 @@ the sweeps over alpha, k, tau or layer sets change the FLOPs by a fraction of a 
 random-init model of DeBERTa-v3-base's shapes (contrastlab.random_model), and over one forward
 pass for evaluation. Counted on the CPU: FLOPs depend on shapes only. Per cell x seed:
 3 epochs x 20,000 training reviews (IMDB's 25,000 less 20% validation) plus forward passes over
-3 x 5,000 validation, 25,000 test and 5,000 embedded reviews. Every review is taken to fill
+3 x 5,000 validation, 25,000 test and 5,000 embedded reviews; a cell given another's budget
+(train.match_budget) trains and validates steps_scale times as long. Every review is taken to fill
 max_len, an upper bound: most IMDB reviews fill 256 tokens, fewer fill 510.
 
 GPU time at two rates: the 58 TFLOP/s that issue 22 measured for the baseline's bf16 step (32 x 1)
@@ -20,6 +21,7 @@ on an H200 (7% of its ~790 TFLOP/s bf16 peak), and the issue's goal of 25% of th
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -78,6 +80,13 @@ def count(cell: CellConfig, model_dir: Path, prepared: Path) -> tuple[float, flo
     return train_flops, counter.get_total_flops() / len(idx)
 
 
+def run_flop(f_train: float, f_eval: float, steps_scale: float = 1.0) -> float:
+    """FLOPs of one cell x seed: its training steps (steps_scale x the epochs: train.match_budget) and a
+    validation after each epoch's worth of steps, the test and the embedding."""
+    epochs = EPOCHS * steps_scale
+    return epochs * N_TRAIN * f_train + (math.ceil(epochs) * N_VAL + N_TEST + N_EMBED) * f_eval
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="the baseline kind only")
@@ -108,8 +117,8 @@ def main() -> None:
                 prepare(DataConfig(source="files", files={"train": str(csv)}, val_fraction=0.1, test_fraction=0.1),
                         tok, max_len, prepared[max_len])
         f_train, f_eval = count(v["example"], model_dir, prepared[max_len])
-        per_run = EPOCHS * N_TRAIN * f_train + (EPOCHS * N_VAL + N_TEST + N_EMBED) * f_eval
-        rows.append({"kind": dict(zip(["family", "max_len", "lora", "stages", "views", "level", "proj"], k)),
+        per_run = run_flop(f_train, f_eval, v["example"].train.steps_scale)
+        rows.append({"kind": dict(zip(["family", "max_len", "lora", "stages", "views", "level", "proj", "steps_scale"], k)),
                      "cells": sorted(v["cells"]), "runs": v["runs"], "train_flop_per_example": f_train,
                      "eval_flop_per_example": f_eval, "flop_per_run": per_run})
         print(f"{k}: {len(v['cells'])} cells, {v['runs']} runs; {f_train / 1e9:.0f} GFLOP per training example, "

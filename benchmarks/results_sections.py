@@ -320,14 +320,16 @@ def section_paper_cost(r: dict) -> list[str]:
              "each kind of cell of `config/paper.yaml` (torch.utils.flop_counter, a random model of "
              "DeBERTa-v3-base's shapes, reviews that fill max_len: an upper bound). Per cell x seed: "
              f"{n['epochs']} epochs x {n['train']:,} training reviews, and forward passes over {n['epochs']} x "
-             f"{n['val']:,} validation, {n['test']:,} test and {n['embed']:,} embedded reviews.", "",
-             "| kind of cell (family, max_len, LoRA, stages, views, level) | cells | runs | GFLOP per training "
+             f"{n['val']:,} validation, {n['test']:,} test and {n['embed']:,} embedded reviews; a cell given another's "
+             "budget (train.match_budget, \"2x steps\") trains and validates that many times as long.", "",
+             "| kind of cell (family, max_len, LoRA, stages, views, level, steps) | cells | runs | GFLOP per training "
              "example | GFLOP per evaluated example | PFLOP per run |", "|---|---:|---:|---:|---:|---:|"]
     for x in r["rows"]:
         k = x["kind"]
         desc = ", ".join(str(v) for v in (k["family"], k["max_len"], "LoRA" if k["lora"] else None,
                                           k["stages"] and f"stages {k['stages']}", k["views"] and f"views {k['views']}",
-                                          k["level"], "projection" if k["proj"] else None) if v)
+                                          k["level"], "projection" if k["proj"] else None,
+                                          k.get("steps_scale", 1) != 1 and f"{k['steps_scale']:g}x steps") if v)
         lines.append(f"| {desc} | {len(x['cells'])} | {x['runs']} | {x['train_flop_per_example'] / 1e9:.0f} | "
                      f"{x['eval_flop_per_example'] / 1e9:.0f} | {x['flop_per_run'] / 1e15:.1f} |")
     lines += ["", f"{r['runs']} runs, {r['total_flop'] / 1e18:.2f} EFLOP in all. GPU-hours on one GPU, with "

@@ -67,7 +67,7 @@ def test_adding_an_experiment_to_config_yaml_leaves_the_paper_preset_unchanged(t
     default["experiments"]["extra"] = {"family": "baseline", "sweep": {"label_smoothing": [0.1, 0.2]}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(default, sort_keys=False))
     after = planned_cells(workdir, workdir / "config" / "paper.yaml")
-    assert after == before and len(before) == 3 * 34
+    assert after == before and len(before) == 3 * 35
     assert not any("extra" in c for c in after)
     assert sum("extra" in c for c in planned_cells(workdir, None)) == 2  # config.yaml itself did gain it
 

@@ -73,8 +73,8 @@ def train_rows_at_most(data: DataConfig, rows: int | None = None) -> int | None:
 def steps_at_most(cfg, rows: int | None) -> int | None:
     t = cfg.train
     if t.max_steps:
-        return t.max_steps
-    return None if rows is None else t.epochs * math.ceil(rows / (t.batch_size * t.grad_accum))
+        return t.total_steps(0)
+    return None if rows is None else t.total_steps(math.ceil(rows / (t.batch_size * t.grad_accum)))
 
 
 def warn_few_steps(cells, where: str) -> list[str]:

@@ -25,6 +25,7 @@ Values are typed strictly: a quoted "0.3" is text, not a number, and "false" is 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from typing import Any, ClassVar, Literal
 
@@ -170,6 +171,19 @@ class TrainConfig(Section):
     select: Literal["last", "best_val"] = Field(
         "last", description="weights that are tested: those after the last step, or of the best validation accuracy")
     eval_every: int | None = Field(None, ge=1, description="validation every N optimizer steps (default: after each epoch)")
+    match_budget: str | None = Field(
+        None, description="an experiment whose training budget this one gets (a compute-matched control): its "
+                          "matching cell's epochs or max_steps (they replace this one's), times the ratio of its cost "
+                          "per optimizer step to this one's, as more steps of the same batch and schedule shape "
+                          "(contrastlab.match_budget). That experiment must not take another's budget itself")
+    match_by: Literal["flops", "passes"] = Field(
+        "flops", description="what match_budget equalises: estimated training FLOPs, or encoder forward passes")
+    steps_scale: float = Field(1.0, gt=0, description="optimizer steps are this multiple of epochs x steps per epoch "
+                                                      "(or of max_steps), rounded up; match_budget sets it")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps: max_steps, else epochs x steps per epoch, times steps_scale, rounded up."""
+        return math.ceil((self.max_steps or self.epochs * steps_per_epoch) * self.steps_scale - 1e-9)
 
     @field_validator("micro_batch", mode="before")
     @classmethod
@@ -283,6 +297,10 @@ class LossParams(Section):
     def form(self) -> str:
         """How the loss is composed, in words, for the tables ("" when only the family says it)."""
         return ""
+
+    def encoder_passes(self) -> int:
+        """Encoder forward passes (each with a graph) over every example of an optimizer step."""
+        return 1
 
     def unread(self) -> dict[str, str]:
         """Keys these params do not read, given the others -> why (a sweep over one makes identical cells)."""
@@ -486,7 +504,8 @@ class CellConfig(Section):
     def unread(self) -> dict[str, str]:
         """Keys of its sections this cell does not read, given the others -> why (the loss's own: Params.unread)."""
         return ({"train.epochs": "train.max_steps sets the length"} if self.train.max_steps else {}) | (
-            {"model.trainable_layers": "model.lora adapts every layer"} if self.model.lora else {})
+            {"model.trainable_layers": "model.lora adapts every layer"} if self.model.lora else {}) | (
+            {"train.match_by": "train.match_budget is not set"} if self.train.match_budget is None else {})
 
 
 # ---- errors that name what is wrong -----------------------------------------------------------

@@ -29,10 +29,11 @@ EPOCHS, N_TRAIN, N_VAL, N_TEST, N_EMBED = 3, 20_000, 5_000, 25_000, 5_000
 
 def kind(c) -> tuple:
     """What sets a cell's FLOPs per example (a CellConfig): family, max_len, LoRA, stages, views,
-    level, projection; sweeps over alpha, k, tau or layer sets change them by under a percent."""
+    level, projection, and a matched budget's step scale; sweeps over alpha, k, tau or layer sets
+    change them by under a percent."""
     loss = c.loss
     return (c.family, c.model.max_len, c.model.lora is not None, loss.get("stages"), loss.get("views"),
-            loss.get("level"), bool(loss.get("proj_dim")))
+            loss.get("level"), bool(loss.get("proj_dim")), c.train.steps_scale)
 
 
 def cell_steps(cfg) -> int | None:

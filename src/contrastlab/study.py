@@ -16,6 +16,8 @@ from .budget import warn_few_steps
 from .config import ConfigError, DataConfig, StudyConfig, validate
 from .contract import Output, check_outputs
 from .grid import Cell, expand_grid
+from .hfconfig import model_info
+from .match_budget import match_budgets
 from .preps import Prep, plan_preps
 from .tuning import Trial, check_tuned, plan_trials
 from .validate import check_against_model, check_data_files, check_references, check_results_folder
@@ -122,7 +124,7 @@ def plan(config: dict, source: str = "config") -> Plan:
     study = validate(StudyConfig, config, source)
     check_results_folder(study, source)
     check_references(study, source)
-    cells = expand_grid(study, source)
+    cells = match_budgets(study, expand_grid(study, source), source, lambda name: model_info(name).config)
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
     warn_few_steps(cells, source)

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint
+from . import checkpoint, families
 from .batching import collate, epoch_steps, eval_batches, micro_batches
 from .config import SPLITS, CellConfig, RuntimeConfig, TrainConfig
+from .cost import train_cost
 from .devices import init_device, pick_device
 from .failures import OOM
 from .families import build_objective
@@ -176,7 +177,7 @@ class Trainer:
         self.precision.step(self.opt.optimizer)
         self.opt.scheduler.step()
         self.opt.optimizer.zero_grad(set_to_none=True)
-        row = {"examples": len(idx), "loss": sums.pop("loss"), "grad_norm": float(grad_norm), "lr": lr,
+        row = {"examples": len(idx), "tokens": sum(b["input_ids"].numel() for b in batches), "loss": sums.pop("loss"), "grad_norm": float(grad_norm), "lr": lr,
                "lr_head": lr_head}
         row.update({f"loss_{k}": v for k, v in sums.items()})
         return row
@@ -221,7 +222,7 @@ def train(cfg: CellConfig, runtime: RuntimeConfig, prepared_dir: str | Path, out
     split = data.splits["train"]
     effective = cfg.train.batch_size * cfg.train.grad_accum
     steps_per_epoch = math.ceil(len(split) / effective)
-    total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
+    total = cfg.train.total_steps(steps_per_epoch)
     ooms = attempts.count(OOM) if attempts is not None else 0
     trainer = Trainer(cfg, runtime, data, device, total, ooms)
     if ooms:
@@ -383,6 +384,8 @@ def _metrics(cfg, trainer, data, probs, loop, device, runtime, effective) -> dic
         "selected_step": best.get("step") if cfg.train.select == "best_val" else loop["step"],
         "val_accuracy": best.get("val_accuracy") if cfg.train.select == "best_val" else loop["epochs"][-1]["val_accuracy"],
         "trainable_params": count_trainable(trainer.modules),
+        **train_cost(families.parse_params(cfg.family, cfg.loss), cfg.model, trainer.model.encoder.config.to_dict(),
+                     sum(h.get("tokens", 0) for h in history), trainer.coupled and trainer.grad_cache),
         "train_time_s": loop["elapsed_s"], "step_time_s": float(np.median([h["time_s"] for h in history])),
         "samples_per_s": sum(h["examples"] for h in history) / loop["elapsed_s"],
         "peak_memory_mb": peak_memory_mb(device), "device": str(device),

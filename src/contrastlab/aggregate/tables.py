@@ -4,7 +4,8 @@ Each table is a `Table`: a title, a note saying what the numbers are, the format
 Markdown/HTML: mean ± std strings, Δ with its interval and ✱) and the numeric frame (for CSV:
 <metric>_mean, <metric>_std, delta, delta_lo, delta_hi, p, p_holm, ...). Tables key off the
 cell's family and its loss params / sweep values, so a new sweep value adds a row, not code.
-Every comparison table shows each cell's trainable parameters and its loss as a formula, flags a
+Every comparison table shows each cell's trainable parameters, its loss as a formula and its
+training cost (encoder passes per step, estimated FLOPs, measured device-seconds), flags a
 collapsed cell (⚠) and warns when its cells ran on different devices or library versions.
 This module holds the machinery and the tables of every study; a family's own tables are in
 its package (contrastlab.families.<family>.report).
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..cost import FORMULA
 from ..io import atomic_path, write_text
 from ..stats import format_mean_std
 from .collect import ENVIRONMENT, PROBE_METRICS, TEST_METRICS, Study
@@ -31,9 +33,12 @@ LABELS = {"accuracy": "accuracy", "val_accuracy": "val acc.", "roc_auc": "ROC-AU
           "inter_cos": "inter-class cos", "train_time_s": "train time (s)", "step_time_s": "step time (s)",
           "step_time_ratio": "step-time ratio", "peak_memory_mb": "peak memory (MB)",
           "memory_ratio": "memory ratio"}
+COST_METRICS = ["train_forward_passes", "train_flops", "train_time_s"]  # every comparison table's (contrastlab.cost)
 DIGITS = {"train_time_s": 1, "step_time_s": 3, "step_time_ratio": 2, "peak_memory_mb": 0, "memory_ratio": 2}
 LOWER_IS_BETTER = {"alignment", "uniformity", "inter_cos"}
 DELTA_HEAD = "Δ accuracy [95% CI]"
+COST_NOTE = (f"Cost per cell: passes/step = encoder forward passes over each example of an optimizer step; "
+             f"{FORMULA} (an estimate); device-s = measured seconds of the optimizer steps.")
 CSS = ("body{font-family:sans-serif;font-size:13px} p{max-width:60em} table{border-collapse:collapse} "
        "th,td{padding:3px 9px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap} "
        "th:first-child,td:first-child{text-align:left}")
@@ -161,6 +166,13 @@ def fmt_count(n) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(int(n))
 
 
+def fmt_flops(n) -> str:
+    if n is None or pd.isna(n):
+        return "–"
+    return next(f"{n / 10 ** e:.2f} {p}FLOP" for e, p in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (0, ""))
+                if n >= 10 ** e or e == 0)
+
+
 def cell_label(study: Study, cell: str) -> str:
     return f"{cell} {COLLAPSED}" if study.collapsed(cell) else cell
 
@@ -218,9 +230,9 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
     extra: more numeric columns per cell (<m>_mean/<m>_std for m in extra_metrics)."""
     own = {study.cells[x].family for x in cells}  # a reference of another family shows only its swept values
     cells = study.ordered(cells)
-    stats = cell_stats(study, cells, [*metrics, "trainable_params"])
-    if extra is not None:
-        stats = stats.merge(extra, on="cell", how="left")
+    stats = cell_stats(study, cells, list(dict.fromkeys([*metrics, "trainable_params", *COST_METRICS])))
+    if extra is not None:  # a column the table has already (a cost metric) is not taken twice
+        stats = stats.merge(extra[[k for k in extra if k == "cell" or k not in stats]], on="cell", how="left")
     c = comp.set_index("cell").loc[cells].reset_index()
     keys = param_keys(study, [x for x in cells if x != study.baseline], params, with_sweep)
     pvals = {k: [fmt_param(param_value(study, x, k)) if study.cells[x].family in own or
@@ -234,9 +246,13 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
     shown["trainable"] = [fmt_count(v) for v in stats["trainable_params_mean"]]
     for name, col in _metric_columns(stats, [*metrics, *extra_metrics]).items():
         shown[name] = col
+    shown["passes/step"] = [fmt_param(v if pd.isna(v) else int(v)) for v in stats["train_forward_passes_mean"]]
+    shown["train FLOPs"] = [fmt_flops(v) for v in stats["train_flops_mean"]]
+    shown["device-s"] = [fmt_ms(r["train_time_s_mean"], r["train_time_s_std"], r["seeds"], 1) for _, r in stats.iterrows()]
     shown[DELTA_HEAD] = [fmt_delta(r) for _, r in c.iterrows()]
     shown["p (Holm)"] = [fmt_p(p) for p in c["p_holm"]]
-    numeric = stats.copy()
+    numeric = stats.rename(columns={"train_time_s_mean": "train_device_seconds_mean",
+                                    "train_time_s_std": "train_device_seconds_std"})
     for k, v in pvals.items():
         numeric.insert(2, k, v)
     numeric.insert(2, "reference", c["reference"].to_numpy())
@@ -249,7 +265,7 @@ def comparison_table(study: Study, comp: pd.DataFrame, cells: list[str], metrics
                              seeds_needed=c["seeds_needed"].to_numpy(), n_test=c["n_test"].to_numpy(),
                              significant=c["significant"].to_numpy(), verdict=c["verdict"].to_numpy(),
                              collapsed=c["collapsed"].to_numpy())
-    note = " ".join(filter(None, [delta_note(study, cells, comp), note]))
+    note = " ".join(filter(None, [delta_note(study, cells, comp), note, COST_NOTE]))
     return Table(title, note, shown, numeric)
 
 

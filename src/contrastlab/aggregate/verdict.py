@@ -4,7 +4,8 @@ Each line: Δ to the reference with its 95% interval, the Holm-adjusted p over t
 whose arms are not degenerate, a word (better, worse, equivalent within ±δ, undecided,
 provisional, collapsed, reference collapsed: see aggregate.compare), where the seed variance
 came from, and for an undecided line the minimum detectable difference at 80% power at the
-level of its Holm step and the seeds a Δ of the observed size would need.
+level of its Holm step and the seeds a Δ of the observed size would need; and, when the two arms'
+training FLOPs differ by more than 5%, that the comparison is not compute-matched (contrastlab.cost).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import math
 
 import pandas as pd
 
+from ..cost import compute_remark
 from .collect import Study
 
 
@@ -21,6 +23,12 @@ def _signed(x: float) -> str:
 
 def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _mean(study: Study, cell: str, metric: str) -> float:
+    if metric not in study.runs:
+        return math.nan
+    return float(pd.to_numeric(study.runs.loc[study.runs["cell"] == cell, metric], errors="coerce").mean())
 
 
 def verdict_lines(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> list[str]:
@@ -56,6 +64,8 @@ def verdict_lines(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> lis
                           f"; a true Δ of {abs(r['diff']):.3f} needs {int(need)} seeds for 80% power")
         if not pd.isna(r["aso_eps_min"]):  # Almost Stochastic Order over the seeds (>= 5 per arm)
             extra += f"; ASO ε_min {r['aso_eps_min']:.2f} (< 0.5: the cell's seeds score higher)"
+        matched = compute_remark(_mean(study, r["cell"], "train_flops"), _mean(study, r["reference"], "train_flops"))
+        extra += f"; {matched}" if matched else ""
         lines.append(f"{head} → **{word}** ({size}; {source}){extra}")
     return lines
 

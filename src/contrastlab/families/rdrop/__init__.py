@@ -31,3 +31,6 @@ class Params(LossParams):
 
     def form(self) -> str:
         return f"CE1 + CE2 + {self.alpha:g}·KL ({self.kl_reduction})"
+
+    def encoder_passes(self) -> int:
+        return self.stages

@@ -19,15 +19,15 @@ def rdrop(study: Study, comp: pd.DataFrame, cells: list[str], paths: dict[str, s
         columns={"step_time_s_ratio_mean": "step_time_ratio_mean", "step_time_s_ratio_std": "step_time_ratio_std"})
     mem = ratio_to(study, everyone, "peak_memory_mb", study.baseline).rename(
         columns={"peak_memory_mb_ratio_mean": "memory_ratio_mean", "peak_memory_mb_ratio_std": "memory_ratio_std"})
-    extra = cell_stats(study, everyone, ["train_time_s", "step_time_s", "peak_memory_mb"]).drop(
+    extra = cell_stats(study, everyone, ["step_time_s", "peak_memory_mb"]).drop(
         columns=["family", "seeds"]).merge(cost, on="cell").merge(mem, on="cell")
     t = comparison_table(study, comp, cells, ["accuracy"], ["stages", "alpha"],
                          "R-Drop: one- vs two-stage, accuracy and cost",
-                         f"Cost: train time (s) and median optimizer-step time (s); step-time ratio = a cell's "
+                         f"Cost: device-s (above) and median optimizer-step time (s); step-time ratio = a cell's "
                          f"median step time / the {study.baseline}'s (same seed), and memory ratio likewise: "
                          f"comparable only between runs on the same machine (and device). Peak memory: peak "
                          f"allocated by torch on a GPU, the process's max RSS on a CPU.",
-                         extra=extra, extra_metrics=["train_time_s", "step_time_s", "step_time_ratio",
+                         extra=extra, extra_metrics=["step_time_s", "step_time_ratio",
                                                      "peak_memory_mb", "memory_ratio"])
     if "stages" in t.shown:
         t.shown["stages"] = [{"1": "one-stage", "2": "two-stage"}.get(s, s) for s in t.shown["stages"]]

@@ -21,3 +21,6 @@ class Params(ContrastParams):
     tau: float = Field(0.05, gt=0, description="temperature")
     alpha: float = Field(0.1, ge=0, description="weight of the SimCSE term")
     stages: Literal[1, 2] = Field(2, description="2: two encoder passes (SimCSE); 1: the head's dropout twice")
+
+    def encoder_passes(self) -> int:
+        return self.stages
