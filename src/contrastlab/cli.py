@@ -6,6 +6,9 @@ or write the config reference.
     contrastlab status my.yaml            results/status.md: done, failed (why) or not run, per cell x seed
     contrastlab rerun my.yaml CELL [--seed N] [--stage train|embed]
                                           one cell's stage outside Snakemake, into its usual files
+    contrastlab run my.yaml [SNAKEMAKE ARGS...]
+                                          a sequential study (seeds: {start, max}): rounds of snakemake,
+                                          seeds added to undecided comparisons (contrastlab.runloop)
     contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
     contrastlab submit my.yaml --profile profiles/slurm [--time MIN] [-- SNAKEMAKE ARGS...]
                                           the Snakemake controller as a SLURM job (contrastlab.controller)
@@ -35,8 +38,9 @@ def _plan(path):
 
 def cmd_check(args) -> int:
     p = _plan(args.config)
-    seeds = len(p.study.seeds)
-    print(f"{args.config}: OK: {len(p.cell_names())} cells x {seeds} seed(s) = {len(p.cells)} runs, "
+    sch = p.study.schedule
+    seeds = f"{len(p.study.seeds)} seed(s)" if sch is None else f"{sch.start} to {sch.max} seeds (contrastlab run)"
+    print(f"{args.config}: OK: {len(p.cell_names())} cells x {seeds} = {len(p.cells)} runs now, "
           f"{len(p.preps)} prepared dataset(s), families {', '.join(p.families)}, baseline {p.baseline}")
     return 0
 
@@ -46,7 +50,7 @@ def cmd_cells(args) -> int:
     rows = []
     for name in p.cell_names():
         c = next(c for c in p.cells if c.name == name)
-        rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": p.study.seeds,
+        rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": [x.seed for x in p.cells if x.name == name],
                      "compared_with": p.reference[name], "sweep": c.sweep,
                      "prepared": list(dict.fromkeys(p.prep_of[(name, x.seed)] for x in p.cells if x.name == name)),
                      "config": c.config.model_dump()})
@@ -78,7 +82,7 @@ def cmd_rerun(args) -> int:
     from .jobs import job
 
     p = _plan(args.config)
-    seed = args.seed if args.seed is not None else p.study.seeds[0]
+    seed = args.seed if args.seed is not None else p.study.seed_list()[0]
     cell = next((c for c in p.cells if c.name == args.cell and c.seed == seed), None)
     if cell is None:
         raise ConfigError(f"{args.config}: no cell {args.cell!r} with seed {seed} (contrastlab cells lists them)")
@@ -135,6 +139,12 @@ def cmd_controller(args) -> int:
         return 1
 
 
+def cmd_run(args) -> int:
+    from .runloop import run
+
+    return run(args.config, args.snakemake_args)
+
+
 def cmd_schema(args) -> int:
     from .schema import write_reference
 
@@ -166,13 +176,21 @@ def main(argv=None) -> int:
         s.add_argument("--time", type=int, help="the controller's time limit in minutes (default runtime.controller_min)")
         s.add_argument("--every", type=float, default=60.0, help="seconds between progress lines in its log")
         s.set_defaults(fn=fn)
+    s = sub.add_parser("run", help="a sequential study, round by round until decided (contrastlab.runloop)")
+    s.add_argument("config", help="the config file (as given to snakemake --configfile)")
+    s.set_defaults(fn=cmd_run)
     s = sub.add_parser("schema")
     s.add_argument("--check", action="store_true", help="only say whether the files are current")
     s.set_defaults(fn=cmd_schema)
     argv = sys.argv[1:] if argv is None else list(argv)
     cut = argv.index("--") if "--" in argv else len(argv)  # submit, controller: what follows is snakemake's
-    args = ap.parse_args(argv[:cut])
-    args.snakemake_args = argv[cut + 1:]
+    if argv[:1] == ["run"] and len(argv) > 1:  # run: everything after the config is snakemake's, "--" or not
+        cut = 2 + (argv[2:3] == ["--"])
+        args = ap.parse_args(argv[:2])
+        args.snakemake_args = argv[cut:]
+    else:
+        args = ap.parse_args(argv[:cut])
+        args.snakemake_args = argv[cut + 1:]
     try:
         return args.fn(args)
     except ConfigError as e:  # a ContractError is the code's, not the config's

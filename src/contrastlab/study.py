@@ -17,6 +17,7 @@ from .config import ConfigError, DataConfig, StudyConfig, validate
 from .contract import Output, check_outputs
 from .grid import Cell, expand_grid
 from .preps import Prep, plan_preps
+from .runloop import read_seeds
 from .validate import check_against_model, check_data_files, check_references, check_results_folder
 
 
@@ -117,7 +118,7 @@ def plan(config: dict, source: str = "config") -> Plan:
     study = validate(StudyConfig, config, source)
     check_results_folder(study, source)
     check_references(study, source)
-    cells = expand_grid(study, source)
+    cells = expand_grid(study, source, read_seeds(study.results, study.schedule, source))
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
     warn_few_steps(cells, source)

@@ -15,6 +15,7 @@ rule aggregate:
         analysis=PLAN.study.analysis.model_dump(),
         attempts=attempts_of("aggregate"),
         report=aggregate_report(),
+        sequential=sequential_schedule(),
         code=aggregate_code(),
     log:
         layout.job_log(R, "aggregate"),

@@ -16,6 +16,7 @@ from ..layout import TABLE_FORMATS
 from .collect import Study, collect
 from .compare import DEFAULTS, compare_all
 from .outputs import COMMON
+from .sequential import landing_lines, sequential_rows
 from .verdict import landing_page, verdict_lines
 
 log = logging.getLogger("contrastlab.aggregate")
@@ -65,30 +66,40 @@ def study_meta(runs: list[dict], config: dict | None, source: str) -> dict:
 
 
 def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis: dict | None = None,
-              config: dict | None = None, source: str = "config", report: list[dict] = ()) -> None:
+              config: dict | None = None, source: str = "config", report: list[dict] = (),
+              sequential: dict | None = None) -> None:
     """runs: one per cell x seed (see `collect`); outputs: {key: path} as made by
     contrastlab.layout.output_paths (`<table>_md|csv|html`, `<figure>`) plus `landing` (rst);
     keys not there are skipped. analysis: the config's analysis section (contrastlab.config).
     report: the families' outputs as the plan declares them (contrastlab.contract.Output.job_param);
-    the outputs of every study need none."""
+    the outputs of every study need none. sequential: the seed schedule of a sequential study
+    (config.SeedSchedule), whose looks go to outputs["sequential"] (csv) and the landing page."""
     study = collect(runs, baseline, display_order(runs, config), study_meta(runs, config, source))
     runs_df = study.runs
     study.meta["precision"] = ", ".join(sorted(map(str, runs_df["precision"].dropna().unique()))) or "?"
     study.meta["devices"] = ", ".join(sorted(map(str, runs_df["device_name"].dropna().unique()))) or "?"
     log.info("%d cells, %d runs; baseline %s", len(study.cells), len(study.runs), study.baseline)
     comp = compare_all(study, analysis)
-    margin = (DEFAULTS | (analysis or {}))["equivalence_margin"]
+    cfg = DEFAULTS | (analysis or {})
+    margin = cfg["equivalence_margin"]
     study.meta["equivalence_margin"] = margin
     for line in verdict_lines(study, comp, margin):
         log.info("verdict: %s", line.replace("**", ""))
     declared = {o.name: o.job_param() for o in COMMON} | {o["name"]: o for o in report}
     names = dict.fromkeys(k.rsplit("_", 1)[0] if k.rsplit("_", 1)[-1] in TABLE_FORMATS else k for k in outputs)
     for name in names:
-        if name == "landing":
+        if name in ("landing", "sequential"):
             continue
         if name not in declared:
             raise ValueError(f"output {name!r} is planned but not declared (known: {', '.join(declared)})")
         build(declared[name], study, comp, outputs)
         log.info("%s written", name)
+    looks = None
+    if sequential:
+        looks = sequential_rows(study, comp, sequential, margin, cfg.get("target_mdd"))
+        write_text(outputs["sequential"], looks.to_csv(index=False))
+        for line in landing_lines(looks, sequential):
+            log.info("sequential: %s", line.replace("**", ""))
     if "landing" in outputs:
-        write_text(outputs["landing"], landing_page(study, comp, margin))
+        write_text(outputs["landing"], landing_page(study, comp, margin, landing_lines(looks, sequential)
+                                                    if looks is not None else ()))
