@@ -82,6 +82,9 @@ def run(config: str, snakemake_args: list[str], max_rounds: int = 1000) -> int:
             print(f"contrastlab run: snakemake failed (exit {rc}) in round {round_}; the same command resumes",
                   file=sys.stderr)
             return rc
+        if not Path(layout.sequential_table(results)).is_file():  # a dry run (-n), or --until another rule
+            print("contrastlab run: no sequential.csv after this snakemake run: stopping after one round", flush=True)
+            return 0
         rows = read_table(results)
         seeds = {c.name: [] for c in p.cells}
         for c in p.cells:
