@@ -124,3 +124,14 @@ def test_a_seeds_file_the_schedule_does_not_allow_stops_the_dag_build(tmp_path):
     path.write_text(json.dumps({"seeds": {"baseline": list(range(1, 8))}}))
     with pytest.raises(ConfigError, match="cell baseline has seeds .* seeds.max 5"):
         read_seeds(str(tmp_path), study.schedule, "s.yaml")
+
+
+def test_contrastlab_run_on_a_seed_list_says_it_needs_a_schedule(tmp_path, monkeypatch, capsys):
+    from contrastlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(json.dumps(BASE | {"seeds": [1, 2]}))
+    assert main(["run", "s.yaml", "--cores", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "seeds is a list: contrastlab run needs a schedule (seeds: {start: 3, max: 10})" in err
+    assert err.count("\n") == 1
