@@ -35,21 +35,11 @@ from contrastlab.batching import collate  # noqa: E402
 from contrastlab.config import CellConfig, DataConfig, RuntimeConfig  # noqa: E402
 from contrastlab.data import prepare  # noqa: E402
 from contrastlab.model import load_tokenizer  # noqa: E402
+from contrastlab.plan_cost import EPOCHS, JOB_START_S, N_EMBED, N_TEST, N_TRAIN, N_VAL, RATES, kind  # noqa: E402
 from contrastlab.prepared import load_prepared  # noqa: E402
 from contrastlab.random_model import make_random_deberta  # noqa: E402
 from contrastlab.study import plan  # noqa: E402
 from contrastlab.train import Trainer  # noqa: E402
-
-H200_BF16_PEAK = 790e12  # torch.mm 8192^3 bf16 measured on this workplace's H200 (769-798 TFLOP/s)
-RATES = {"issue 22's measured baseline step (7% of peak)": 58e12, "the goal: 25% of peak": 0.25 * H200_BF16_PEAK}
-JOB_START_S = 15.0
-EPOCHS, N_TRAIN, N_VAL, N_TEST, N_EMBED = 3, 20_000, 5_000, 25_000, 5_000
-
-
-def kind(c: CellConfig) -> tuple:
-    loss = c.loss
-    return (c.family, c.model.max_len, c.model.lora is not None, loss.get("stages"), loss.get("views"),
-            loss.get("level"), bool(loss.get("proj_dim")))
 
 
 def long_csv(path: Path, n: int = 40) -> Path:

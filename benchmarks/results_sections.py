@@ -301,7 +301,11 @@ def section_calibration(r: dict) -> list[str]:
                      f"{planted} |")
     lines += ["", "Family-wise error of Holm's verdicts over 14 null comparisons sharing one reference (N = 1000; "
               f"band <= {b['fwer']}): " + "; ".join(f"{t}: " + ", ".join(f"S = {s}: {v:.3f}" for s, v in f.items())
-                                                   for t, f in r["fwer"].items()) + ".",
+                                                   for t, f in r["fwer"].items()) + "." + (
+                  " Planted, the former df (Satterthwaite's from the seeds' mean square as estimated, not at its "
+                  "upper 85% bound, stats.DF_BOUND): " + "; ".join(
+                      f"{t}: " + ", ".join(f"S = {s}: {v:.3f}" for s, v in f.items())
+                      for t, f in r["planted_fwer"].items()) + "." if r.get("planted_fwer") else ""),
               f"A 3-seed pilot recommends {r['recommended_seeds']} seeds for a true Δ of 0.012 (N = 1000); "
               f"running them detects it in {r['recommended_power']:.3f} of studies (band >= {b['recommended_power']}).",
               f"Wall time {r['wall_s'] / 60:.1f} min."]

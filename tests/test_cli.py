@@ -17,7 +17,7 @@ def test_the_config_reference_is_generated_from_the_code_and_current():
 
 
 def test_cells_lists_every_cell_with_its_reference_and_resolved_params(capsys):
-    assert main(["cells", str(REPO / "config.yaml"), "--json"]) == 0
+    assert main(["cells", str(REPO / "config" / "grid.yaml"), "--json"]) == 0
     cells = json.loads(capsys.readouterr().out)
     by = {c["cell"]: c for c in cells}
     assert len(cells) == 21 and by["token_alpha0.2_k4"]["compared_with"] == "lora"

@@ -10,6 +10,10 @@ or write the config reference.
                                           a sequential study (seeds: {start, max}): rounds of snakemake,
                                           seeds added to undecided comparisons (contrastlab.runloop)
     contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
+    contrastlab plan my.yaml [--earlier RESULTS_DIR] [--pilot STEPS] [--n-test N] [--flops JSON]
+                                          before any training: each comparison's MDD at the planned seeds,
+                                          the seeds that reach analysis.target_mdd, the cost in device-hours;
+                                          exit 3 when the target is out of reach within the most seeds
     contrastlab submit my.yaml --profile profiles/slurm [--time MIN] [-- SNAKEMAKE ARGS...]
                                           the Snakemake controller as a SLURM job (contrastlab.controller)
 
@@ -145,6 +149,55 @@ def cmd_run(args) -> int:
     return run(args.config, args.snakemake_args)
 
 
+def cmd_plan(args) -> int:
+    from . import plan_cost, power
+    from .plan_report import UNREACHABLE, report, unreachable
+
+    for flag, value, least in (("--n-test", args.n_test, 2), ("--pilot", args.pilot, 1)):
+        if value is not None and value < least:
+            raise ConfigError(f"{flag} {value}: give at least {least}")
+    p = _plan(args.config)
+    a = p.study.analysis
+    comparisons = {c: r for c, r in p.reference.items() if c != r}
+    configs = {c.name: c.config for c in p.cells}
+    if args.n_test:
+        n_test = {c: args.n_test for c in comparisons}
+    elif args.flops:
+        n_test = {c: plan_cost.test_examples_of_flops(args.flops) for c in comparisons}
+    else:
+        n_test = {c: power.config_test_size(configs[c].data) for c in comparisons}
+        unknown = sorted(c for c, n in n_test.items() if n is None)
+        if unknown:
+            raise ConfigError(f"{args.config}: the test size of {unknown[0]} is unknown before its data are read "
+                              f"(data.source {configs[unknown[0]].data.source}); give --n-test N or data.max_eval")
+    variance = power.earlier_variance(args.earlier, comparisons, a.seed_sd) if args.earlier else {}
+    if args.earlier and not variance:
+        print(f"plan: {args.earlier} holds no predictions of these comparisons; variance assumed", file=sys.stderr)
+    variance = variance or {c: power.assumed_variance(a.seed_sd) for c in comparisons}
+    start, most = power.planned_seeds(p.study.seeds)
+    lines = power.plan_power(comparisons, n_test, variance, start, most, a.target_mdd)
+    jobs = 2 if p.study.probe.enabled else 1
+    cost, how = {}, None
+    if args.flops:
+        cost, how = plan_cost.flop_costs(args.flops, configs), f"counted FLOPs per run from {args.flops}"
+    elif args.earlier and (cost := plan_cost.earlier_costs(args.earlier, configs, jobs)):
+        how = (f"step times, and the rest of each job (start-up, evaluation: its wall time less its training), "
+               f"measured by the earlier study in {args.earlier}")
+    elif args.pilot:
+        from .pilot import step_time
+
+        step_s, device = step_time(p, args.pilot)
+        cost = plan_cost.pilot_costs(configs, step_s, jobs)
+        how = (f"a {args.pilot}-step pilot of {p.baseline} on {device}: {step_s:.3f} s per step, applied to every "
+               f"cell, + {plan_cost.JOB_START_S:.0f} s start-up per job ({jobs} per run)")
+    print(report(args.config, lines, a.target_mdd, cost, how))
+    short = unreachable(lines, a.target_mdd)
+    if short:
+        print(short, file=sys.stderr)
+        return UNREACHABLE
+    return 0
+
+
 def cmd_schema(args) -> int:
     from .schema import write_reference
 
@@ -179,6 +232,15 @@ def main(argv=None) -> int:
     s = sub.add_parser("run", help="a sequential study, round by round until decided (contrastlab.runloop)")
     s.add_argument("config", help="the config file (as given to snakemake --configfile)")
     s.set_defaults(fn=cmd_run)
+    s = sub.add_parser("plan", help="power and cost before any training")
+    s.add_argument("config", help="the config file (as given to snakemake --configfile)")
+    s.add_argument("--earlier", metavar="RESULTS_DIR", help="an earlier study's results folder: its per-example "
+                   "predictions give the variance, its metrics and benchmark files the step times")
+    s.add_argument("--pilot", type=int, metavar="STEPS", help="train the baseline for STEPS steps here to time a step")
+    s.add_argument("--n-test", type=int, metavar="N", help="plan for N test examples (default: from the data caps)")
+    s.add_argument("--flops", metavar="JSON", help="counted FLOPs per run (benchmarks/results/paper_cost.json) for "
+                   "the GPU cost of a study whose GPU is not here")
+    s.set_defaults(fn=cmd_plan)
     s = sub.add_parser("schema")
     s.add_argument("--check", action="store_true", help="only say whether the files are current")
     s.set_defaults(fn=cmd_schema)

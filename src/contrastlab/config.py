@@ -259,9 +259,11 @@ class AnalysisConfig(Section):
                                   "headline.csv column seed_sd), for one-seed comparisons; default: pooled over "
                                   "this study's multi-seed comparisons, else the verdict is provisional")
     n_boot: int = Field(1000, ge=100, description="bootstrap draws of the Almost Stochastic Order test (>= 5 seeds)")
-    target_mdd: float = Field(0.02, gt=0, lt=1, description="the minimum detectable difference a comparison should "
-                              "reach: a sequential study (seeds: {start, max}) stops adding seeds to a comparison "
-                              "whose MDD at its look's level is at most this")
+    target_mdd: float = Field(0.02, gt=0, lt=1, description="the minimum detectable difference a study is planned "
+                              "for (contrastlab plan): the seeds each comparison needs so that a true Δ this size is "
+                              "found with 80% power at Holm's first step; 0.02 = two accuracy points. A sequential "
+                              "study (seeds: {start, max}) stops adding seeds to a comparison whose MDD at its look's "
+                              "level is at most this")
 
 
 # ---- loss params: the base of every family's Params --------------------------------------------

@@ -21,8 +21,14 @@ estimated from the mean squares of the S x N table D (unbiased, each part floore
 examples (paired across arms), seeds (a random effect), and their interaction. Unpaired seeds
 (the two arms ran different seeds) add each arm's seed part, σ²_u,a / S_a + σ²_u,b / S_b.
 The reference distribution is Student's t with Satterthwaite's degrees of freedom: S − 1 when
-seeds dominate, N − 1 when test examples do; it holds at S = 2 or 3. The interval and the
-p-value come from this one t statistic, so they cannot disagree.
+seeds dominate, N − 1 when test examples do. With few seeds the seeds' mean square is itself
+noisy, and where it happens to come out small, Satterthwaite's df (computed from it) jumps
+towards N − 1 just when the t statistic is least trustworthy: the far tail that Holm's first
+steps use is then liberal (14 null comparisons at S = 3 gave a family-wise error of 13%). So
+the df is computed from the seeds' mean square at its upper confidence bound,
+MS_s · (S − 1) / χ²_{S−1}(DF_BOUND) (the variance itself stays the unbiased estimate): a
+conservative df that holds Holm's family-wise error at or below 5-6% from S = 3 up.
+The interval and the p-value come from this one t statistic, so they cannot disagree.
 
 With one seed per arm σ²_u cannot be estimated from the comparison itself. It then comes from
 `seed_var` (the variance of one seed's Δ over seeds: a pilot named in the config, or pooled over
@@ -43,6 +49,10 @@ from scipy.stats import binomtest, chi2, nct, norm, t as student_t
 
 EXACT_BELOW = 25  # McNemar: exact binomial test below this many discordant pairs
 BIG_DF = 1e6  # a t with this many degrees of freedom is the normal
+# Satterthwaite's df is taken with the seeds' mean square at its upper (1 − DF_BOUND) confidence
+# bound (see the module doc); None in `difference_batch` plugs in the estimate itself (the former,
+# liberal procedure, kept so that calibration can show the checks fail on it)
+DF_BOUND = 0.15
 
 
 def _mean_squares(x: np.ndarray):
@@ -69,13 +79,21 @@ def _satterthwaite(parts: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, n
     return var, np.minimum(df, BIG_DF)
 
 
+def _upper(ms: np.ndarray, df: float, bound: float | None) -> np.ndarray:
+    """A mean square on df degrees of freedom at its upper (1 − bound) confidence bound (itself
+    when bound is None)."""
+    return ms if bound is None else ms * df / chi2.ppf(bound, df)
+
+
 def difference_batch(ref: np.ndarray, cell: np.ndarray, paired_seeds: bool = True, seed_var: float | None = None,
-                     seed_df: float = math.inf, ci: float = 0.95) -> dict[str, np.ndarray]:
+                     seed_df: float = math.inf, ci: float = 0.95, df_bound: float | None = DF_BOUND
+                     ) -> dict[str, np.ndarray]:
     """Δ = mean(cell) − mean(ref) for R replicates at once: ref [R, S_a, N], cell [R, S_b, N]
     (0/1). Returns arrays [R]: diff, se, df, t, p (two-sided), lo, hi (the `ci` interval) and the
     variance parts var_examples, var_seeds, var_interaction (their sum is se²), seed_var (the
     estimated variance of one seed's Δ over seeds) and seed_var_df; `seed_var_known` is a bool.
-    `seed_var`/`seed_df`: the seed variance to use when a side ran one seed (see the module doc)."""
+    `seed_var`/`seed_df`: the seed variance to use when a side ran one seed (see the module doc).
+    `df_bound`: the seeds' mean square enters Satterthwaite's df at this upper bound (DF_BOUND)."""
     a, b = np.asarray(ref, dtype=np.float64), np.asarray(cell, dtype=np.float64)
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2]:
         raise ValueError(f"both arms must score the same test examples; got shapes {a.shape} and {b.shape}")
@@ -96,9 +114,12 @@ def difference_batch(ref: np.ndarray, cell: np.ndarray, paired_seeds: bool = Tru
             # the rare case it is not positive, the larger of MS_e and MS_s over SN
             num = ms_s + ms_e - ms_r
             var = np.where(num > 0, num, np.maximum(ms_e, ms_s)) / sn
-            denom = (ms_s / sn) ** 2 / (s - 1) + (ms_e / sn) ** 2 / (n - 1) + (ms_r / sn) ** 2 / ((s - 1) * (n - 1))
+            ms_s_df = _upper(ms_s, s - 1, df_bound)  # for the df only: a conservative df
+            num_df = ms_s_df + ms_e - ms_r
+            var_df = np.where(num_df > 0, num_df, np.maximum(ms_e, ms_s_df)) / sn
+            denom = (ms_s_df / sn) ** 2 / (s - 1) + (ms_e / sn) ** 2 / (n - 1) + (ms_r / sn) ** 2 / ((s - 1) * (n - 1))
             with np.errstate(divide="ignore", invalid="ignore"):
-                df = np.minimum(np.where(denom > 0, var ** 2 / denom, BIG_DF), BIG_DF)
+                df = np.minimum(np.where(denom > 0, var_df ** 2 / denom, BIG_DF), BIG_DF)
             v_seed, v_ex = v_seed_one / s, np.maximum(ms_e - ms_r, 0.0) / sn
             v_int = var - v_seed - v_ex
             seed_one, seed_one_df, known = v_seed_one, np.full(r, s - 1.0), True
@@ -116,7 +137,9 @@ def difference_batch(ref: np.ndarray, cell: np.ndarray, paired_seeds: bool = Tru
         arm = [(np.maximum(ms_s - ms_r, 0.0) / n if s > 1 else ext / 2, s) for ms_s, ms_r, s in
                ((msa_s, msa_r, sa), (msb_s, msb_r, sb))]
         v_seed = sum(v / s for v, s in arm)
-        var, df = _satterthwaite([(v_ex, n - 1)] + [(v / s, s - 1.0 if s > 1 else ext_df) for v, s in arm])
+        var = v_ex + v_seed
+        _, df = _satterthwaite([(v_ex, n - 1)] + [(_upper(v, s - 1.0, df_bound) / s if s > 1 else v / s,
+                                                     s - 1.0 if s > 1 else ext_df) for v, s in arm])
         seed_one = arm[0][0] + arm[1][0]
         seed_one_df = np.full(r, float(sa + sb - 2) if min(sa, sb) > 1 else ext_df)
         known = known or min(sa, sb) > 1
@@ -223,22 +246,37 @@ def detectable(se: float, df: float = math.inf, alpha: float = 0.05, power: floa
     return float(ncp * se)
 
 
+def planned_se(n: int, var_examples_one: float, seed_var: float, interaction_one: float, seeds: int,
+               seed_var_df: float = math.inf) -> tuple[float, float]:
+    """(se, Satterthwaite df) of Δ for a paired study of `seeds` seeds per arm, by the variance
+    model: se² = σ²_e/N + (σ²_u + σ²_r/N)/S (var_examples_one = σ²_e/N, interaction_one = σ²_r/N;
+    the seed part's df is S − 1, or seed_var_df, where σ²_u came from, at one seed)."""
+    per_seed = (seed_var + interaction_one) / seeds
+    var = var_examples_one + per_seed
+    seed_df = seeds - 1 if seeds > 1 else seed_var_df
+    denom = var_examples_one ** 2 / max(n - 1, 1) + (per_seed ** 2 / seed_df if seed_df > 0 else math.inf)
+    df = min(var ** 2 / denom, BIG_DF) if var > 0 and denom > 0 else BIG_DF
+    return math.sqrt(var), df
+
+
+def seed_var_bound(seed_var: float, seed_var_df: float) -> float:
+    """σ²_u estimated on seed_var_df degrees of freedom, taken at its upper 70% bound,
+    σ̂²·df/χ²_df(0.3), for planning: a few seeds mostly underestimate it (itself when df is inf)."""
+    if math.isfinite(seed_var_df) and 0 < seed_var_df < BIG_DF:
+        return seed_var * seed_var_df / chi2.ppf(0.3, seed_var_df)
+    return seed_var
+
+
 def seeds_to_detect(diff: float, n: int, var_examples_one: float, seed_var: float, interaction_one: float,
                     seed_var_df: float = math.inf, alpha: float = 0.05, power: float = 0.8, most: int = 1000) -> float:
     """Seeds per arm (paired) at which a true Δ of `diff` is detected with this power at level
-    alpha, by the variance model: se²(S) = σ²_e/N + (σ²_u + σ²_r/N)/S with df by Satterthwaite.
-    var_examples_one = σ²_e/N, seed_var = σ²_u (estimated on seed_var_df degrees of freedom: it is
-    taken at its upper 70% bound, σ̂²·df/χ²_df(0.3): a few seeds mostly underestimate it),
-    interaction_one = σ²_r/N. inf beyond `most` or when diff is 0."""
+    alpha, by the variance model (`planned_se`), with σ²_u (seed_var, estimated on seed_var_df
+    degrees of freedom) at its upper 70% bound (`seed_var_bound`). inf beyond `most` or when diff is 0."""
     if diff == 0:
         return math.inf
-    if math.isfinite(seed_var_df) and seed_var_df < BIG_DF:
-        seed_var = seed_var * seed_var_df / chi2.ppf(0.3, seed_var_df)
+    seed_var = seed_var_bound(seed_var, seed_var_df)
     for s in range(2, most + 1):
-        per_seed = (seed_var + interaction_one) / s
-        var = var_examples_one + per_seed
-        df = var ** 2 / (var_examples_one ** 2 / max(n - 1, 1) + per_seed ** 2 / (s - 1)) if var > 0 else BIG_DF
-        if detectable(math.sqrt(var), df, alpha, power) <= abs(diff):
+        if detectable(*planned_se(n, var_examples_one, seed_var, interaction_one, s), alpha, power) <= abs(diff):
             return float(s)
     return math.inf
 
