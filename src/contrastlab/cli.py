@@ -54,7 +54,8 @@ def cmd_cells(args) -> int:
     rows = []
     for name in p.cell_names():
         c = next(c for c in p.cells if c.name == name)
-        rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": [x.seed for x in p.cells if x.name == name],
+        seeds = [x.seed for x in p.cells if x.name == name]  # a sequential study's differ by cell
+        rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": seeds,
                      "compared_with": p.reference[name], "sweep": c.sweep,
                      "prepared": list(dict.fromkeys(p.prep_of[(name, x.seed)] for x in p.cells if x.name == name)),
                      "config": c.config.model_dump()})
