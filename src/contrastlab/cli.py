@@ -6,6 +6,9 @@ or write the config reference.
     contrastlab status my.yaml            results/status.md: done, failed (why) or not run, per cell x seed
     contrastlab rerun my.yaml CELL [--seed N] [--stage train|embed]
                                           one cell's stage outside Snakemake, into its usual files
+    contrastlab run my.yaml [SNAKEMAKE ARGS...]
+                                          a sequential study (seeds: {start, max}): rounds of snakemake,
+                                          seeds added to undecided comparisons (contrastlab.runloop)
     contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
     contrastlab plan my.yaml [--earlier RESULTS_DIR] [--pilot STEPS] [--n-test N] [--flops JSON]
                                           before any training: each comparison's MDD at the planned seeds,
@@ -39,8 +42,9 @@ def _plan(path):
 
 def cmd_check(args) -> int:
     p = _plan(args.config)
-    seeds = len(p.study.seeds)
-    print(f"{args.config}: OK: {len(p.cell_names())} cells x {seeds} seed(s) = {len(p.cells)} runs, "
+    sch = p.study.schedule
+    seeds = f"{len(p.study.seeds)} seed(s)" if sch is None else f"{sch.start} to {sch.max} seeds (contrastlab run)"
+    print(f"{args.config}: OK: {len(p.cell_names())} cells x {seeds} = {len(p.cells)} runs now, "
           f"{len(p.preps)} prepared dataset(s), families {', '.join(p.families)}, baseline {p.baseline}"
           + (f"; {len(p.trials)} tuning trials ({len(p.trials) // len({t.arm for t in p.trials})} per tuned cell)"
              if p.trials else ""))
@@ -52,7 +56,8 @@ def cmd_cells(args) -> int:
     rows = []
     for name in p.cell_names():
         c = next(c for c in p.cells if c.name == name)
-        rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": p.study.seeds,
+        seeds = [x.seed for x in p.cells if x.name == name]  # a sequential study's differ by cell
+        rows.append({"cell": name, "experiment": c.experiment, "family": c.family, "seeds": seeds,
                      "compared_with": p.reference[name], "sweep": c.sweep,
                      "prepared": list(dict.fromkeys(p.prep_of[(name, x.seed)] for x in p.cells if x.name == name)),
                      "config": c.config.model_dump(), "tuning": [t.values for t in p.trials_of(name)]})
@@ -85,7 +90,7 @@ def cmd_rerun(args) -> int:
     from .jobs import job
 
     p = _plan(args.config)
-    seed = args.seed if args.seed is not None else p.study.seeds[0]
+    seed = args.seed if args.seed is not None else p.study.seed_list()[0]
     cell = next((c for c in p.cells if c.name == args.cell and c.seed == seed), None)
     if cell is None:
         raise ConfigError(f"{args.config}: no cell {args.cell!r} with seed {seed} (contrastlab cells lists them)")
@@ -140,6 +145,12 @@ def cmd_controller(args) -> int:
     except SubmitError as e:
         print(f"controller: {e}", file=sys.stderr)
         return 1
+
+
+def cmd_run(args) -> int:
+    from .runloop import run
+
+    return run(args.config, args.snakemake_args)
 
 
 def cmd_plan(args) -> int:
@@ -229,6 +240,9 @@ def main(argv=None) -> int:
         s.add_argument("--time", type=int, help="the controller's time limit in minutes (default runtime.controller_min)")
         s.add_argument("--every", type=float, default=60.0, help="seconds between progress lines in its log")
         s.set_defaults(fn=fn)
+    s = sub.add_parser("run", help="a sequential study, round by round until decided (contrastlab.runloop)")
+    s.add_argument("config", help="the config file (as given to snakemake --configfile)")
+    s.set_defaults(fn=cmd_run)
     s = sub.add_parser("plan", help="power and cost before any training")
     s.add_argument("config", help="the config file (as given to snakemake --configfile)")
     s.add_argument("--earlier", metavar="RESULTS_DIR", help="an earlier study's results folder: its per-example "
@@ -243,8 +257,13 @@ def main(argv=None) -> int:
     s.set_defaults(fn=cmd_schema)
     argv = sys.argv[1:] if argv is None else list(argv)
     cut = argv.index("--") if "--" in argv else len(argv)  # submit, controller: what follows is snakemake's
-    args = ap.parse_args(argv[:cut])
-    args.snakemake_args = argv[cut + 1:]
+    if argv[:1] == ["run"] and len(argv) > 1:  # run: everything after the config is snakemake's, "--" or not
+        cut = 2 + (argv[2:3] == ["--"])
+        args = ap.parse_args(argv[:2])
+        args.snakemake_args = argv[cut:]
+    else:
+        args = ap.parse_args(argv[:cut])
+        args.snakemake_args = argv[cut + 1:]
     try:
         return args.fn(args)
     except ConfigError as e:  # a ContractError is the code's, not the config's

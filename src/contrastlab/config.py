@@ -275,7 +275,9 @@ class AnalysisConfig(Section):
     n_boot: int = Field(1000, ge=100, description="bootstrap draws of the Almost Stochastic Order test (>= 5 seeds)")
     target_mdd: float = Field(0.02, gt=0, lt=1, description="the minimum detectable difference a study is planned "
                               "for (contrastlab plan): the seeds each comparison needs so that a true Δ this size is "
-                              "found with 80% power at Holm's first step; 0.02 = two accuracy points")
+                              "found with 80% power at Holm's first step; 0.02 = two accuracy points. A sequential "
+                              "study (seeds: {start, max}) stops adding seeds to a comparison whose MDD at its look's "
+                              "level is at most this")
 
 
 # ---- loss params: the base of every family's Params --------------------------------------------
@@ -448,6 +450,25 @@ class ExperimentConfig(Section):
     tune: TuneConfig | None = Field(None, description="this experiment's tuning, instead of the study's")
 
 
+class SeedSchedule(Section):
+    """`seeds` as a schedule, seeds added until decided (contrastlab.sequential, `contrastlab run`)."""
+    start: int = Field(3, ge=2, le=1000, description="seeds every cell runs first (>= 2: the seed variance needs two)")
+    max: int = Field(10, ge=2, le=1000, description="most seeds a comparison gets")
+    step: int = Field(1, ge=1, description="seeds added to an undecided comparison's cells per round")
+    boundary: Literal["obrien-fleming", "pocock"] = Field(
+        "obrien-fleming", description="Lan-DeMets alpha-spending function: obrien-fleming spends almost nothing at the "
+                                      "first looks, pocock evenly")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max < self.start:
+            raise ValueError(f"max = {self.max} is below start = {self.start}: max must be >= start")
+        return self
+
+    def seed_list(self) -> list[int]:
+        return list(range(1, self.start + 1))
+
+
 class StudyConfig(Section):
     """A whole config file."""
     results: str = Field("results", description="directory of every output (cells, tables, figures, logs); "
@@ -458,7 +479,9 @@ class StudyConfig(Section):
     runtime: RuntimeConfig = RuntimeConfig()
     probe: ProbeConfig = ProbeConfig()
     analysis: AnalysisConfig = AnalysisConfig()
-    seeds: list[int] = Field([1], min_length=1, description="every cell runs once per seed (0 <= seed < 2^32)")
+    seeds: list[int] | SeedSchedule = Field([1], description="every cell runs once per seed (0 <= seed < 2^32), or "
+                                            "a schedule {start, max, step, boundary}: seeds added until decided "
+                                            "(contrastlab run)")
     baseline: str = Field("baseline", description="the experiment every cell is compared with unless it sets compare_to")
     experiments: dict[str, ExperimentConfig] = Field(min_length=1, description="named recipes (required)")
     tune: TuneConfig | None = Field(None, description="tuning of every experiment that sets none (contrastlab.tuning)")
@@ -478,9 +501,23 @@ class StudyConfig(Section):
             raise ValueError(f"{results!r} is the file-system root; name a folder (e.g. results)")
         return expanded
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_form(cls, seeds):
+        # one form or the other, so that an error names that form's key (not both of a union's)
+        if isinstance(seeds, dict):
+            return SeedSchedule.model_validate(seeds)
+        if isinstance(seeds, list) and not seeds:
+            raise ValueError("an empty list runs nothing: list at least one seed, or write {start: 3, max: 10}")
+        if not isinstance(seeds, list):
+            raise ValueError(f"{seeds!r}: allowed a list of seeds ([1, 2, 3]) or a schedule {{start: 3, max: 10}}")
+        return seeds
+
     @field_validator("seeds")
     @classmethod
     def _valid_seeds(cls, seeds):
+        if isinstance(seeds, SeedSchedule):
+            return seeds
         bad = [s for s in seeds if not 0 <= s < 2**32]  # numpy's range: outside it, only the job would fail
         if bad:
             raise ValueError(f"seed {bad[0]} is outside 0 <= seed < 2^32 (numpy's range)")
@@ -488,6 +525,15 @@ class StudyConfig(Section):
         if twice:
             raise ValueError(f"seed {twice[0]} is listed twice (a cell runs once per distinct seed)")
         return seeds
+
+    @property
+    def schedule(self) -> SeedSchedule | None:
+        """The seed schedule of a sequential study, else None."""
+        return self.seeds if isinstance(self.seeds, SeedSchedule) else None
+
+    def seed_list(self) -> list[int]:
+        """The seeds every cell runs (a sequential study's first round)."""
+        return self.seeds.seed_list() if self.schedule else list(self.seeds)
 
 
 class CellConfig(Section):

@@ -152,7 +152,7 @@ def count_cells(study: StudyConfig) -> int:
     return sum(math.prod(len(v) for v in exp.sweep.values()) for exp in study.experiments.values())
 
 
-def experiment_cells(name: str, exp, study: StudyConfig, where: str) -> list[Cell]:
+def experiment_cells(name: str, exp, study: StudyConfig, where: str, seeds_of: dict | None = None) -> list[Cell]:
     if not safe_name(name):
         raise ConfigError(f"{where}: experiments: the name {_shown(name)} names its cells' folders: {NAME_RULE}")
     family = exp.family or name
@@ -191,15 +191,16 @@ def experiment_cells(name: str, exp, study: StudyConfig, where: str) -> list[Cel
                 raise ConfigError(f"{where}: {detail} (cell {cname})") from None
         made.append((cname, swept, CellConfig(cell=cname, family=family, **resolved),
                      families.parse_params(family, resolved["loss"])))
-        for seed in study.seeds:
+        for seed in (seeds_of or {}).get(cname, study.seed_list()):
             cfg = CellConfig(cell=cname, family=family, seed=seed, **resolved)
             cells.append(Cell(cname, name, family, seed, swept, cfg))
     _check_distinct(where, name, made)
     return cells
 
 
-def expand_grid(study: StudyConfig, where: str = "config") -> list[Cell]:
-    """Every cell x seed of the study, in config order; cell names must be unique, ignoring case."""
+def expand_grid(study: StudyConfig, where: str = "config", seeds_of: dict[str, list[int]] | None = None) -> list[Cell]:
+    """Every cell x seed of the study, in config order; cell names must be unique, ignoring case.
+    seeds_of: a sequential study's seeds per cell (contrastlab.sequential); others run study.seed_list()."""
     for name, exp in study.experiments.items():
         _check_sweep(where, name, exp.sweep)
     n = count_cells(study)
@@ -208,7 +209,7 @@ def expand_grid(study: StudyConfig, where: str = "config") -> list[Cell]:
                           for name, exp in study.experiments.items() if exp.sweep)
         raise ConfigError(f"{where}: the sweeps make {n} cells ({sizes}), more than max_cells = {study.max_cells}: "
                           f"set max_cells: {n} if you mean it")
-    cells = [c for name, exp in study.experiments.items() for c in experiment_cells(name, exp, study, where)]
+    cells = [c for name, exp in study.experiments.items() for c in experiment_cells(name, exp, study, where, seeds_of)]
     made_by = {}
     for c in cells:
         name, experiment = made_by.setdefault(c.name.lower(), (c.name, c.experiment))

@@ -151,3 +151,14 @@ def landing_file(results: str) -> str:
 
 def status_paths(results: str) -> dict[str, str]:
     return {"md": f"{results}/status.md", "csv": f"{results}/status.csv"}
+
+
+def sequential_seeds_file(results: str) -> str:
+    """A sequential study's seeds per cell ({"seeds": {cell: [1, 2, ...]}}): grown by `contrastlab
+    run` (contrastlab.runloop), read by the DAG build; a cell not in it runs the schedule's start."""
+    return f"{results}/sequential_seeds.json"
+
+
+def sequential_table(results: str) -> str:
+    """Per comparison of a sequential study: its looks, seeds, decision and why it stopped."""
+    return f"{results}/sequential.csv"

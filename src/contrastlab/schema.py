@@ -12,12 +12,13 @@ from pydantic import BaseModel
 
 from . import families
 from .config import (DataConfig, ExperimentConfig, LoraConfig, ModelConfig, ProbeConfig, RuntimeConfig,
-                     StudyConfig, TrainConfig, TuneConfig, TuneRange)
+                     SeedSchedule, StudyConfig, TrainConfig, TuneConfig, TuneRange)
 
 SCHEMA = Path("workflow/schemas/config.schema.json")
 DOC = Path("docs/config.md")
 SECTIONS = [("data", DataConfig), ("model", ModelConfig), ("model.lora", LoraConfig), ("train", TrainConfig),
             ("runtime", RuntimeConfig), ("probe", ProbeConfig), ("experiments.<name>", ExperimentConfig)]
+SECTIONS.insert(1, ("seeds", SeedSchedule))
 SECTIONS += [("tune", TuneConfig), ("tune.space.<key> as a range", TuneRange)]
 
 

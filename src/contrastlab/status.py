@@ -84,6 +84,24 @@ def status_rows(plan, results: str) -> list[dict]:
     return [cell_status(plan, results, c, stages) for c in plan.cells]
 
 
+def sequential_section(plan, results: str) -> list[str]:
+    """A sequential study's comparisons: the seeds each took and why it stopped (from the
+    aggregate's sequential.csv, contrastlab.sequential); nothing before its first aggregate."""
+    path = Path(layout.sequential_table(results))
+    if plan.study.schedule is None or not path.is_file():
+        return []
+    with path.open() as f:
+        looks = list(csv.DictReader(f))
+    open_ = sum(r["stopped"] == "open" for r in looks)
+    lines = ["", "## Seeds added until decided", "",
+             f"{len(looks) - open_} of {len(looks)} comparisons stopped" +
+             (f"; {open_} open: `contrastlab run {plan.source}` adds their seeds" if open_ else "") + ".", "",
+             "| comparison | seeds | looks | decision | why it stopped |", "|---|---|---|---|---|"]
+    lines += [f"| {r['cell']} vs {r['reference']} | {r['seeds']} | {r['looks']} | {r['decision']} | "
+              f"{r['why'].replace('|', '/')} |" for r in looks]
+    return lines
+
+
 def write_status_table(plan, results: str) -> list[dict]:
     rows = status_rows(plan, results)
     paths = layout.status_paths(results)
@@ -103,5 +121,6 @@ def write_status_table(plan, results: str) -> list[dict]:
              "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         lines.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in COLUMNS) + " |")
+    lines += sequential_section(plan, results)
     write_text(paths["md"], "\n".join(lines) + "\n")
     return rows

@@ -19,6 +19,7 @@ from .grid import Cell, expand_grid
 from .hfconfig import model_info
 from .match_budget import match_budgets
 from .preps import Prep, plan_preps
+from .runloop import read_seeds
 from .tuning import Trial, check_tuned, plan_trials
 from .validate import check_against_model, check_data_files, check_references, check_results_folder
 
@@ -124,7 +125,8 @@ def plan(config: dict, source: str = "config") -> Plan:
     study = validate(StudyConfig, config, source)
     check_results_folder(study, source)
     check_references(study, source)
-    cells = match_budgets(study, expand_grid(study, source), source, lambda name: model_info(name).config)
+    cells = match_budgets(study, expand_grid(study, source, read_seeds(study.results, study.schedule, source)),
+                          source, lambda name: model_info(name).config)
     check_data_files(study, cells, source)
     check_against_model(study, cells, source)
     warn_few_steps(cells, source)

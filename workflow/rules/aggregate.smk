@@ -16,6 +16,7 @@ rule aggregate:
         attempts=attempts_of("aggregate"),
         report=aggregate_report(),
         tuning=aggregate_tuning(),
+        sequential=sequential_schedule(),
         code=aggregate_code(),
     log:
         layout.job_log(R, "aggregate"),

@@ -128,6 +128,8 @@ def aggregate_outputs(named=False):
     """The report's tables (md, csv, html) and figures (png), and its first page. named: {key:
     path} for the rule, marked for the report, each with its caption (contrastlab.contract.Output)."""
     paths = {**layout.output_paths(R, PLAN.outputs), "landing": layout.landing_file(R)}
+    if PLAN.study.schedule is not None:  # seeds added until decided: the looks (contrastlab.sequential)
+        paths["sequential"] = layout.sequential_table(R)
     if not named:
         return list(paths.values())
     declared = {o.name: o for o in PLAN.outputs}
@@ -136,6 +138,8 @@ def aggregate_outputs(named=False):
         if ext == "png":
             paths[key] = report(path, caption=str(declared[name].caption), category="Figures",
                                 labels={"figure": declared[name].title})
+        elif key == "sequential":
+            continue
         elif ext in ("html", "csv"):
             paths[key] = report(path, caption=str(declared[name].caption), category="Tables",
                                 labels={"table": declared[name].title, "format": ext})
@@ -175,6 +179,11 @@ def trial_state(wildcards):
 def aggregate_code():
     """The aggregate imports by name each output's builder module (contrastlab.study.aggregate_modules)."""
     return script_code("aggregate", *PLAN.aggregate_modules())
+
+
+def sequential_schedule():
+    """A sequential study's seed schedule for the aggregate's looks, else None."""
+    return PLAN.study.schedule.model_dump() if PLAN.study.schedule is not None else None
 
 
 def aggregate_report():

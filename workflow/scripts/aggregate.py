@@ -10,4 +10,4 @@ with job(snakemake.log[0], snakemake.params.attempts):
     # reordering experiments or renaming the file reruns nothing.
     aggregate(p.runs, dict(snakemake.output.items()), baseline=p.baseline, analysis=p.analysis,
               config=snakemake.config, source=os.environ.get("CONTRASTLAB_CONFIG_FILES", "config.yaml"),
-              report=p.report, tuning=p.tuning)
+              report=p.report, tuning=p.tuning, sequential=p.sequential)

@@ -16,6 +16,7 @@ from ..layout import TABLE_FORMATS
 from .collect import Study, collect
 from .compare import DEFAULTS, compare_all
 from .outputs import COMMON, TUNING
+from .sequential import landing_lines, sequential_rows
 from .verdict import landing_page, verdict_lines
 
 log = logging.getLogger("contrastlab.aggregate")
@@ -81,13 +82,15 @@ def tuned_runs(runs: list[dict], tuning: list[dict]) -> list[dict]:
 
 def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis: dict | None = None,
               config: dict | None = None, source: str = "config", report: list[dict] = (),
-              tuning: list[dict] = ()) -> None:
+              tuning: list[dict] = (), sequential: dict | None = None) -> None:
     """runs: one per cell x seed (see `collect`); outputs: {key: path} as made by
     contrastlab.layout.output_paths (`<table>_md|csv|html`, `<figure>`) plus `landing` (rst);
     keys not there are skipped. analysis: the config's analysis section (contrastlab.config).
     report: the families' outputs as the plan declares them (contrastlab.contract.Output.job_param);
     the outputs of every study need none. tuning: per tuned cell {cell, selected: path, trials: [{index,
-    values, metrics: path}]} (contrastlab.tuning), read into study.tuning."""
+    values, metrics: path}]} (contrastlab.tuning), read into study.tuning. sequential: the seed
+    schedule of a sequential study (config.SeedSchedule), whose looks go to outputs["sequential"]
+    (csv) and the landing page."""
     runs = tuned_runs(runs, tuning)
     study = collect(runs, baseline, display_order(runs, config), study_meta(runs, config, source))
     study.tuning = [read_tuning(arm) for arm in tuning]
@@ -96,18 +99,26 @@ def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis
     study.meta["devices"] = ", ".join(sorted(map(str, runs_df["device_name"].dropna().unique()))) or "?"
     log.info("%d cells, %d runs; baseline %s", len(study.cells), len(study.runs), study.baseline)
     comp = compare_all(study, analysis)
-    margin = (DEFAULTS | (analysis or {}))["equivalence_margin"]
+    cfg = DEFAULTS | (analysis or {})
+    margin = cfg["equivalence_margin"]
     study.meta["equivalence_margin"] = margin
     for line in verdict_lines(study, comp, margin):
         log.info("verdict: %s", line.replace("**", ""))
     declared = {o.name: o.job_param() for o in COMMON + TUNING} | {o["name"]: o for o in report}
     names = dict.fromkeys(k.rsplit("_", 1)[0] if k.rsplit("_", 1)[-1] in TABLE_FORMATS else k for k in outputs)
     for name in names:
-        if name == "landing":
+        if name in ("landing", "sequential"):
             continue
         if name not in declared:
             raise ValueError(f"output {name!r} is planned but not declared (known: {', '.join(declared)})")
         build(declared[name], study, comp, outputs)
         log.info("%s written", name)
+    looks = None
+    if sequential:
+        looks = sequential_rows(study, comp, sequential, margin, cfg.get("target_mdd"))
+        write_text(outputs["sequential"], looks.to_csv(index=False))
+        for line in landing_lines(looks, sequential):
+            log.info("sequential: %s", line.replace("**", ""))
     if "landing" in outputs:
-        write_text(outputs["landing"], landing_page(study, comp, margin))
+        write_text(outputs["landing"], landing_page(study, comp, margin, landing_lines(looks, sequential)
+                                                    if looks is not None else ()))

@@ -70,8 +70,9 @@ def verdict_lines(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> lis
     return lines
 
 
-def landing_page(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> str:
-    """reStructuredText of the report's first page: the study, then the verdict."""
+def landing_page(study: Study, comp: pd.DataFrame, margin: float = 0.01, sequential: list[str] = ()) -> str:
+    """reStructuredText of the report's first page: the study, then the verdict (and a sequential
+    study's looks: aggregate.sequential.landing_lines)."""
     m = study.meta
     n_cells, n_runs = len(study.cells), len(study.runs)
     seeds = sorted(set(study.runs["seed"].astype(int)))
@@ -85,5 +86,6 @@ def landing_page(study: Study, comp: pd.DataFrame, margin: float = 0.01) -> str:
               "undecided with its minimum detectable difference at its Holm level, provisional, collapsed, "
               "reference collapsed):", ""]
     lines += [f"- {v}" for v in verdict] or ["- only the baseline: nothing to compare"]
+    lines += ["", *sequential] if sequential else []
     lines += ["", "The tables and figures are under *Tables* and *Figures*; every cell's own figures under *Cells*."]
     return "\n".join(lines) + "\n"
