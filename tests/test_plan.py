@@ -102,14 +102,14 @@ def test_the_cost_of_a_run_is_its_steps_at_the_measured_step_time_plus_its_jobs_
 
 
 def test_plan_exits_3_when_out_of_reach_and_its_suggested_test_size_reaches_the_target(capsys):
-    assert main(["plan", str(REPO / "config.yaml")]) == 3
+    assert main(["plan", str(REPO / "config" / "grid.yaml")]) == 3  # one seed, 1,000 test examples
     out = capsys.readouterr()
     assert "| rdrop_stages1 | baseline | 1000 |" in out.out
     line = out.err.strip().splitlines()[-1]
     assert "cannot reach MDD 0.020 within 10 seeds" in line and "test examples would" in line
     n = int(line.split("about ")[1].split(" test")[0].replace(",", ""))
-    assert main(["plan", str(REPO / "config.yaml"), "--n-test", str(n)]) == 0
-    assert main(["plan", str(REPO / "config.yaml"), "--n-test", str(int(n * 0.9))]) == 3
+    assert main(["plan", str(REPO / "config" / "grid.yaml"), "--n-test", str(n)]) == 0
+    assert main(["plan", str(REPO / "config" / "grid.yaml"), "--n-test", str(int(n * 0.9))]) == 3
 
 
 def test_the_gpu_cost_of_a_study_comes_from_counted_flops(tmp_path):
