@@ -4,6 +4,7 @@ predictions of known truth (contrastlab.simulate), the rounds' seeds, the config
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import norm
 
@@ -133,3 +134,14 @@ def test_contrastlab_run_on_a_seed_list_says_it_needs_a_schedule(tmp_path, monke
     err = capsys.readouterr().err
     assert "seeds is a list: contrastlab run needs a schedule (seeds: {start: 3, max: 10})" in err
     assert err.count("\n") == 1
+
+
+def test_the_cost_to_decide_counts_a_shared_reference_once_and_nothing_when_all_decided():
+    from contrastlab.aggregate.sequential import cost_to_decide
+    schedule = {"start": 3, "max": 7, "step": 1, "boundary": "obrien-fleming"}
+    rows = pd.DataFrame([{"cell": "a", "reference": "base", "seeds": 3, "stopped": "open"},
+                         {"cell": "b", "reference": "base", "seeds": 3, "stopped": "open"},
+                         {"cell": "c", "reference": "base", "seeds": 3, "stopped": "boundary"}])
+    line = cost_to_decide(rows, schedule, 600.0)
+    assert "2 open comparison(s)" in line and "at most 12 more runs" in line and "2.0 h" in line  # a, b, base x 4
+    assert cost_to_decide(rows.assign(stopped="boundary"), schedule, 600.0) is None

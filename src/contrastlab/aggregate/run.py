@@ -117,8 +117,9 @@ def aggregate(runs: list[dict], outputs: dict[str, str], baseline: str, analysis
     if sequential:
         looks = sequential_rows(study, comp, sequential, margin, cfg.get("target_mdd"))
         write_text(outputs["sequential"], looks.to_csv(index=False))
-        for line in landing_lines(looks, sequential):
+        run_seconds = float(runs_df["train_time_s"].median()) if "train_time_s" in runs_df else None
+        for line in landing_lines(looks, sequential, run_seconds):
             log.info("sequential: %s", line.replace("**", ""))
     if "landing" in outputs:
-        write_text(outputs["landing"], landing_page(study, comp, margin, landing_lines(looks, sequential)
+        write_text(outputs["landing"], landing_page(study, comp, margin, landing_lines(looks, sequential, run_seconds)
                                                     if looks is not None else ()))

@@ -30,11 +30,30 @@ def sequential_rows(study: Study, comp: pd.DataFrame, schedule: dict, margin: fl
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def landing_lines(rows: pd.DataFrame, schedule: dict) -> list[str]:
+def cost_to_decide(rows: pd.DataFrame, schedule: dict, run_seconds: float | None) -> str | None:
+    """What the open comparisons would still cost: the runs `contrastlab run` may add (each open
+    comparison's cell and reference up to max seeds, a shared cell counted once) and their training
+    time at the study's median per run; None when nothing is open."""
+    open_rows = rows[rows["stopped"] == "open"]
+    if open_rows.empty:
+        return None
+    need = {}
+    for _, r in open_rows.iterrows():
+        for cell in (r["cell"], r["reference"]):
+            need[cell] = max(need.get(cell, 0), schedule["max"] - int(r["seeds"]))
+    runs = sum(need.values())
+    time = (f", about {runs * run_seconds / 3600:.1f} h of training at this study's median {run_seconds:.0f} s "
+            f"per run" if run_seconds else "")
+    return (f"To decide the {len(open_rows)} open comparison(s): `contrastlab run <config>` adds seeds to their "
+            f"cells, at most {runs} more runs{time}.")
+
+
+def landing_lines(rows: pd.DataFrame, schedule: dict, run_seconds: float | None = None) -> list[str]:
     """reStructuredText lines of the landing page's section on the looks."""
     name = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock"}[schedule["boundary"]]
     lines = [f"**Seeds added until decided** (seeds {schedule['start']} to {schedule['max']}, {schedule['step']} "
              f"per round; {name}-type alpha spending over each comparison's looks, 5% per comparison):", ""]
     lines += [f"- **{r['cell']}** vs {r['reference']}: {r['seeds']} seeds, {r['looks']} look(s) → {r['why']}"
               for _, r in rows.iterrows()] or ["- no comparison"]
-    return lines + [""]
+    cost = cost_to_decide(rows, schedule, run_seconds)
+    return lines + ([""] + [cost] if cost else []) + [""]
