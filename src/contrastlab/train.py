@@ -32,7 +32,6 @@ from .batching import collate, epoch_steps, eval_batches, micro_batches
 from .config import CellConfig, RuntimeConfig, TrainConfig
 from .devices import init_device, pick_device
 from .failures import OOM
-from .families import build_objective
 from .io import atomic_path, write_json
 from .jobmodel import job_model
 from .metrics import classification_metrics, collapse, near_chance
@@ -94,8 +93,7 @@ class Trainer:
         self.cfg, self.data, self.device = cfg, data, device
         self.pad_id = data.summary["pad_id"]
         built = job_model(cfg, runtime, device, len(data.names))
-        self.model, self.precision = built.model, built.precision
-        self.objective = build_objective(cfg.family, built.params, self.model).to(device)
+        self.model, self.precision, self.objective = built.model, built.precision, built.objective
         # saved as weights.safetensors, where embed finds the classifier's tensors under MODEL_PREFIX
         self.modules = nn.ModuleDict({MODEL_PREFIX.rstrip("."): self.model, "objective": self.objective})
         if runtime.compile:  # the forward only: parameter names and hooks stay those of the eager module
