@@ -24,24 +24,21 @@ Writes benchmarks/results/embed_speed.json.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, default_cell, default_runtime, interleaved, prepared_default, write_result  # noqa: E402
+from _common import CACHE, default_cell, default_runtime, initial_weights, interleaved, prepared_default, write_result
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
-from contrastlab.config import DataConfig, ProbeConfig  # noqa: E402
-from contrastlab.data import prepare  # noqa: E402
-from contrastlab.embed import embed  # noqa: E402
-from contrastlab.io import atomic_path  # noqa: E402
-from contrastlab.model import MODEL_PREFIX, build_classifier, load_tokenizer, load_trained, trainable_state_dict  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
+from contrastlab.config import DataConfig, ProbeConfig
+from contrastlab.data import prepare
+from contrastlab.embed import embed
+from contrastlab.io import atomic_path
+from contrastlab.model import load_tokenizer, load_trained
+from contrastlab.prepared import load_prepared
 
 GOAL = 1.0  # ours (fp32) over the plain loop: not set by the issue; ours should never be slower
 BATCH = 64
@@ -137,11 +134,7 @@ def main() -> None:
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        weights = tmp / "weights.safetensors"
-        torch.manual_seed(0)
-        model = build_classifier(cfgs["fp32"].model, 2)  # a baseline cell's trained parts (its init: same cost)
-        save_file({MODEL_PREFIX + k: v for k, v in trainable_state_dict(model).items()}, str(weights))
-        del model
+        weights = initial_weights(cfgs["fp32"], tmp / "weights.safetensors")
         cases.append(run_case("snippets (test split)", cfgs, short, weights, cfgs["fp32"].model.max_len,
                               args.repeats, tmp))
         cases.append(run_case("long texts (1-12 snippets joined)", long_cfgs, long_, weights, LONG_MAX_LEN,

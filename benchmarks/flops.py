@@ -35,20 +35,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import default_cell, default_runtime, interleaved, prepared_default, split_of, write_result  # noqa: E402
+from _common import default_cell, default_runtime, interleaved, prepared_default, split_of, write_result
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from contrastlab.batching import epoch_steps, micro_batches  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
-from contrastlab.train import Trainer  # noqa: E402
+from contrastlab.batching import epoch_steps, micro_batches
+from contrastlab.prepared import load_prepared
+from contrastlab.train import Trainer
 
 GOALS = {"bf16": 0.5, "fp32": 0.6}  # bf16: issue #11; fp32: the earlier goal, kept
 PEAK_N = 2048

@@ -31,17 +31,16 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_bf16, default_cell, default_runtime, prepared_default, write_result  # noqa: E402
+from _common import cpu_bf16, default_cell, default_runtime, prepared_default, write_result
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from contrastlab.batching import collate, epoch_steps  # noqa: E402
-from contrastlab.model import find_layers  # noqa: E402
-from contrastlab.native import AVX2_ONLY  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
-from contrastlab.train import Trainer  # noqa: E402
+from contrastlab.batching import collate, epoch_steps
+from contrastlab.model import find_layers
+from contrastlab.native import AVX2_ONLY
+from contrastlab.prepared import load_prepared
+from contrastlab.train import Trainer
 
 IDEAS = ["frozen", "threads", "buckets", "compile"]
 

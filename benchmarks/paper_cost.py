@@ -20,25 +20,23 @@ on an H200 (7% of its ~790 TFLOP/s bf16 peak), and the issue's goal of 25% of th
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, REPO, write_result  # noqa: E402
+from _common import CACHE, REPO, write_result
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
-from flops import CUSTOM_FLOPS  # noqa: E402
-from contrastlab.batching import collate  # noqa: E402
-from contrastlab.config import CellConfig, DataConfig, RuntimeConfig  # noqa: E402
-from contrastlab.data import prepare  # noqa: E402
-from contrastlab.model import load_tokenizer  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
-from contrastlab.random_model import make_random_deberta  # noqa: E402
-from contrastlab.study import plan  # noqa: E402
-from contrastlab.train import Trainer  # noqa: E402
+from flops import CUSTOM_FLOPS
+from contrastlab.batching import collate
+from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
+from contrastlab.data import prepare
+from contrastlab.model import load_tokenizer
+from contrastlab.prepared import load_prepared
+from contrastlab.random_model import make_random_deberta
+from contrastlab.study import plan
+from contrastlab.train import Trainer
 
 H200_BF16_PEAK = 790e12  # torch.mm 8192^3 bf16 measured on this workplace's H200 (769-798 TFLOP/s)
 RATES = {"issue 22's measured baseline step (7% of peak)": 58e12, "the goal: 25% of peak": 0.25 * H200_BF16_PEAK}

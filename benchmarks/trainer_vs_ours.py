@@ -50,25 +50,23 @@ import logging
 import math
 import multiprocessing as mp
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cell_paths, default_cell, default_runtime, prepared_default, split_of, write_result  # noqa: E402
+from _common import cell_paths, default_cell, default_runtime, prepared_default, split_of, write_result
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-import contrastlab.train as ours_train  # noqa: E402
-from contrastlab.batching import collate, eval_batches  # noqa: E402
-from contrastlab.model import build_classifier, load_tokenizer  # noqa: E402
-from contrastlab.optim import build_optimizer  # noqa: E402
-from contrastlab.precision import store_frozen_in_autocast_dtype  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
+import contrastlab.train as ours_train
+from contrastlab.batching import collate, eval_batches
+from contrastlab.jobmodel import job_model, seed_everything
+from contrastlab.model import build_classifier, load_tokenizer
+from contrastlab.optim import build_optimizer
+from contrastlab.prepared import load_prepared
 
 SEGMENT = 4  # optimizer steps per turn
 # name -> (label, precision, kind); kind: ours | padded | grouped | grouped_our_model
@@ -209,11 +207,10 @@ def run_trainer(turns: Turns, cfg, runtime, prepared: Path, workdir: Path, kind:
     per_step = t.batch_size * t.grad_accum
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / t.batch_size) / t.grad_accum)
     bf16 = t.precision == "bf16"
-    ours_train.seed_everything(cfg.seed)  # same seed, same init as ours
-    if kind == "grouped_our_model":
-        classifier = build_classifier(cfg.model, len(data.names), "eager")
-        store_frozen_in_autocast_dtype(classifier, "bf16")
-    else:
+    if kind == "grouped_our_model":  # our job's model set-up (bf16: eager attention, frozen linears in bf16)
+        classifier = job_model(cfg, runtime, torch.device("cpu"), len(data.names)).model
+    else:  # the model as a user builds it, with the same seed and so the same initialisation as ours
+        seed_everything(cfg.seed)
         classifier = build_classifier(cfg.model, len(data.names))
     opt = build_optimizer(classifier, t, steps_per_epoch * t.epochs)
     collator = (DataCollatorWithPadding(tok, padding="max_length", max_length=cfg.model.max_len) if kind == "padded"
