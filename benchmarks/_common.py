@@ -11,6 +11,7 @@ neighbour's load hits both alike.
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -38,6 +39,15 @@ def recorded_before(benchmark: str) -> dict:
     recorded = json.loads(BEFORE_FILE.read_text())
     return {**recorded[benchmark], "commit": recorded["commit"], "about": recorded["about"],
             "machine": recorded["machine"]}
+
+
+def arguments(doc: str, quick: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring's first line, --quick (`quick` says what it then
+    does) and --out (its JSON; default benchmarks/results/<name>.json)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--out", type=Path, default=None, help="where to write the result's JSON")
+    return ap
 
 
 def default_config() -> dict:

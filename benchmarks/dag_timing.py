@@ -30,7 +30,6 @@ Writes benchmarks/results/dag_timing.json.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -41,7 +40,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import REPO, interleaved, recorded_before, write_result
+from _common import REPO, arguments, interleaved, recorded_before, write_result
 
 from contrastlab.random_model import make_random_deberta
 
@@ -110,10 +109,8 @@ def fake_finished(workdir: Path, config: Path) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="one repeat: a smoke test")
+    ap = arguments(__doc__, "one repeat: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.repeats = 1

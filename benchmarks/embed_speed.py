@@ -23,11 +23,11 @@ Writes benchmarks/results/embed_speed.json.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
-from _common import CACHE, default_cell, default_runtime, initial_weights, interleaved, prepared_default, write_result
+from _common import (CACHE, arguments, default_cell, default_runtime, initial_weights, interleaved, prepared_default,
+                     write_result)
 
 import numpy as np
 import pandas as pd
@@ -116,12 +116,10 @@ def run_case(name: str, cfgs: dict, prepared: Path, weights: Path, max_len: int,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="64 examples per case, 1 repeat: a smoke test")
+    ap = arguments(__doc__, "64 examples per case, 1 repeat: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-short", type=int, default=500)
     ap.add_argument("--n-long", type=int, default=128)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.repeats, args.n_short, args.n_long = 1, 64, 64

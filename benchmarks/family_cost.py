@@ -39,17 +39,18 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np
-import pandas as pd
-import torch
-import yaml
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from _common import arguments  # noqa: E402
 
-from contrastlab.config import CellConfig, RuntimeConfig
-from contrastlab.families import build_objective
-from contrastlab.jobmodel import job_model
-from contrastlab.model import load_tokenizer
-from contrastlab.precision import setup_precision
-from contrastlab.sources import embedded_path
+from contrastlab.config import CellConfig, RuntimeConfig  # noqa: E402
+from contrastlab.families import build_objective  # noqa: E402
+from contrastlab.jobmodel import job_model  # noqa: E402
+from contrastlab.model import load_tokenizer  # noqa: E402
+from contrastlab.precision import setup_precision  # noqa: E402
+from contrastlab.sources import embedded_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "family_cost.json"
 _TRAIN = (yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text()).get("train") or {})
@@ -197,8 +198,7 @@ def measure_memory(device_name: str, threads: int | None, labels: list[str]) -> 
 
 def main() -> None:
     global precision, BATCH, clock
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 15, memory of 2 variants")
+    ap = arguments(__doc__, "3 repeats instead of 15, memory of 2 variants")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                     help="wall: elapsed time; cpu: this process's CPU time (robust on a shared machine; "
                          "use with --threads 1)")
@@ -209,7 +209,7 @@ def main() -> None:
                     help=f"train.precision (default: config.yaml's, {PRECISION})")
     ap.add_argument("--batch", type=int, default=BATCH, help=f"examples in the batch (default: config.yaml's, {BATCH})")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.set_defaults(out=RESULTS)
     ap.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:

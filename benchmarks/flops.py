@@ -33,13 +33,11 @@ Writes benchmarks/results/flops.json.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections import defaultdict
-from pathlib import Path
 
-from _common import default_cell, default_runtime, interleaved, prepared_default, split_of, write_result
+from _common import arguments, default_cell, default_runtime, interleaved, prepared_default, split_of, write_result
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -206,12 +204,10 @@ def _time(fn) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1 step, 2 rounds: a smoke test")
+    ap = arguments(__doc__, "1 step, 2 rounds: a smoke test")
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per timed round")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     ap.add_argument("--batch", default=None, help="BxA: batch_size x grad_accum (default: config.yaml's)")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.steps, args.repeats = 1, 2

@@ -25,13 +25,12 @@ Writes benchmarks/results/precision_accuracy.json.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import tempfile
 import time
 from pathlib import Path
 
-from _common import cell_paths, default_cell, family_cells, default_runtime, prepared_default, write_result
+from _common import arguments, cell_paths, default_cell, default_runtime, family_cells, prepared_default, write_result
 
 import numpy as np
 import torch
@@ -55,11 +54,9 @@ def verdict(diff: float, lo: float, hi: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 cells, 128 examples, 4 steps: a smoke test")
+    ap = arguments(__doc__, "2 cells, 128 examples, 4 steps: a smoke test")
     ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(family_cells())})")
     ap.add_argument("--max-steps", type=int, default=None, help="train.max_steps (default: the config's epochs)")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     cells = args.cells or (["baseline", "scl_viewsone"] if args.quick else family_cells())
     if args.quick:

@@ -35,7 +35,6 @@ Writes benchmarks/results/precision_speed.json.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -46,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import (cpu_bf16, default_cell, default_config, default_runtime, family_cells,
+from _common import (arguments, cpu_bf16, default_cell, default_config, default_runtime, family_cells,
                      prepared_default, split_of, write_result)
 
 import torch
@@ -104,14 +103,12 @@ def measure_cell(cell: str, data, runtime, steps, n_steps: int, repeats: int, sp
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 cells, 1 step x 2 rounds: a smoke test")
+    ap = arguments(__doc__, "2 cells, 1 step x 2 rounds: a smoke test")
     ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(family_cells())})")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell")
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per contender and round")
     ap.add_argument("--splits", nargs="*", default=None, help="micro-batch x accumulation (default: 16x2 32x1)")
     ap.add_argument("--no-avx2-row", action="store_true", help="skip the AVX2-only row (see above)")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     bf16 = cpu_bf16()
     cells = args.cells or family_cells()

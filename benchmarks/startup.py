@@ -25,7 +25,6 @@ Writes benchmarks/results/startup.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -35,8 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (REPO, default_cell, default_config, default_runtime, initial_weights, prepared_default,
-                     recorded_before, write_result)
+from _common import (REPO, arguments, default_cell, default_config, default_runtime, initial_weights,
+                     prepared_default, recorded_before, write_result)
 
 DRIVER = Path(__file__).resolve().parent / "_startup_driver.py"
 WATCH = ["peft", "sklearn", "pandas", "datasets", "scipy", "matplotlib", "pyarrow", "accelerate", "safetensors",
@@ -96,10 +95,8 @@ def run_one(s: dict, job: str, tmp: Path, k: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="one round: a smoke test")
+    ap = arguments(__doc__, "one round: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.repeats = 1

@@ -45,7 +45,6 @@ Writes benchmarks/results/trainer_vs_ours.json.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import multiprocessing as mp
@@ -54,7 +53,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cell_paths, default_cell, default_runtime, prepared_default, split_of, write_result
+from _common import arguments, cell_paths, default_cell, default_runtime, prepared_default, split_of, write_result
 
 import numpy as np
 import torch
@@ -270,14 +269,12 @@ def summarise(turns: list[tuple[float, int]]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="96 examples, 1 epoch: a smoke test")
+    ap = arguments(__doc__, "96 examples, 1 epoch: a smoke test")
     ap.add_argument("--n-train", type=int, default=2000, help="training examples (stratified subset)")
     ap.add_argument("--n-test", type=int, default=1000, help="test examples (max_eval)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", default=None, help="BxA: batch_size x grad_accum (default: config.yaml's)")
     ap.add_argument("--only", nargs="*", default=None, help=f"contenders (default: all of {', '.join(CONTENDERS)})")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.n_train, args.n_test = 96, 64
