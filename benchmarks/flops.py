@@ -38,6 +38,7 @@ import time
 from collections import defaultdict
 
 from _common import arguments, default_cell, default_runtime, interleaved, prepared_default, split_of, write_result
+from flop_formulas import CUSTOM_FLOPS
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -50,21 +51,6 @@ GOALS = {"bf16": 0.5, "fp32": 0.6}  # bf16: issue #11; fp32: the earlier goal, k
 PEAK_N = 2048
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 aten = torch.ops.aten
-
-
-def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    b, h, s_q, d = query_shape
-    s_k, d_v = key_shape[2], value_shape[3]
-    return 2 * b * h * s_q * s_k * d + 2 * b * h * s_q * s_k * d_v
-
-
-def _sdpa_cpu_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
-                            **kwargs) -> int:
-    return 2 * _sdpa_cpu_flop(query_shape, key_shape, value_shape)  # dQ, dK, dV, dP: twice the forward
-
-
-CUSTOM_FLOPS = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flop,
-                aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward_flop}
 
 
 class Workload:

@@ -28,7 +28,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from flops import CUSTOM_FLOPS
+from flop_formulas import CUSTOM_FLOPS
 from contrastlab.batching import collate
 from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
 from contrastlab.data import prepare
