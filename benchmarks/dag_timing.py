@@ -160,9 +160,10 @@ def main() -> None:
         rows.append({"what": name, "median_s": r["median_s"], "times_s": r["times_s"], "over_floor": r["median_s"] / floor,
                      "goal_s": GOAL_S if judged else None, "met": (r["median_s"] <= GOAL_S) if judged else None})
     before = recorded_before("dag_timing")
-    for name, r in before["rows"].items():  # not judged: another run, on the machine it names
+    for name, r in before["rows"].items():  # not judged: another run, on the machine it names, over its own floor
         rows.append({"what": f"before ({before['commit']}, recorded): {name}", "median_s": r["median_s"],
-                     "times_s": r["times_s"], "over_floor": r["median_s"] / floor, "goal_s": None, "met": None})
+                     "times_s": r["times_s"], "over_floor": r["median_s"] / before["floor_s"], "goal_s": None,
+                     "met": None})
     jobs.update({f"before_{k}": v for k, v in before["jobs_planned"].items()})
     result = {"quick": args.quick, "repeats": args.repeats, "paper_config": str(paper.relative_to(REPO)),
               "jobs_planned": jobs, "default_outputs": n_outputs, "tiny_full_run_s": tiny_run_s,
