@@ -1,5 +1,9 @@
 """Shared helpers of the benchmarks: the default study's cells, their prepared data, interleaved
-timing, the code of the commit before the redesign, the result files.
+timing, the recorded figures of the commit before the redesign, the result files.
+
+The benchmarks are scripts run from anywhere as `python benchmarks/<name>.py`: Python puts the
+script's folder first on sys.path, which is how they import this module (no sys.path edits), and
+they use only the installed package's public functions (nothing from tests/).
 
 Every comparison in benchmarks/ is measured side by side in one process (or one round robin of
 processes): the contenders run in turn (A, B, A, B, ...) and each is judged by its median, so a
@@ -7,10 +11,12 @@ neighbour's load hits both alike.
 """
 from __future__ import annotations
 
+import argparse
+import functools
+import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,12 +30,24 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = REPO / ".snakemake" / "bench-cache"  # ignored by git; prepared datasets are reused from here
-BEFORE_COMMIT = "c540d97"  # the code before the redesign (the old API), for the before/after figures
-BEFORE_TREE = Path(os.environ.get("CONTRASTLAB_BENCH_BEFORE_TREE", f"/tmp/contrastlab-bench-{BEFORE_COMMIT}"))
-# The baseline and one cell of each family of the default grid (config.yaml), and the LoRA
-# baseline the token and cluster families are compared with.
-FAMILY_CELLS = ["baseline", "rdrop_stages1", "scl_viewsone", "lora", "token_alpha0.2_k4", "cluster_n_clusters2",
-                "multilayer_layers2-3-4-5_levelsentence", "focal_contrastmargin", "simcse"]
+BEFORE_FILE = RESULTS / "before_c540d97.json"  # the figures of the code before the redesign, recorded with their commit
+BEFORE_COMMIT = json.loads(BEFORE_FILE.read_text())["commit"]
+
+
+def recorded_before(benchmark: str) -> dict:
+    """The recorded figures of BEFORE_COMMIT for `benchmark` (startup, dag_timing), with where they come from."""
+    recorded = json.loads(BEFORE_FILE.read_text())
+    return {**recorded[benchmark], "commit": recorded["commit"], "about": recorded["about"],
+            "machine": recorded["machine"]}
+
+
+def arguments(doc: str, quick: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring's first line, --quick (`quick` says what it then
+    does) and --out (its JSON; default benchmarks/results/<name>.json)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--out", type=Path, default=None, help="where to write the result's JSON")
+    return ap
 
 
 def default_config() -> dict:
@@ -46,13 +64,29 @@ def _dotted(d: dict, overrides: dict) -> dict:
     return d
 
 
+@functools.cache
+def default_plan():
+    from contrastlab.study import plan
+
+    return plan(default_config(), "config.yaml")
+
+
+def family_cells() -> list[str]:
+    """The baseline and the first cell of each other family of the default grid (config.yaml), and
+    the LoRA baseline the token and cluster families are compared with."""
+    first: dict[str, str] = {}
+    for c in default_plan().cells:
+        lora_baseline = c.config.family == "baseline" and c.config.model.lora is not None
+        first.setdefault("lora" if lora_baseline else c.config.family, c.name)
+    return list(first.values())
+
+
 def default_cell(name: str = "baseline", **overrides):
     """The CellConfig of the default study's cell `name` (config.yaml, first seed), as its training
     job gets it. `overrides`: dotted keys set on it (train.precision="fp32", model.max_len=256)."""
     from contrastlab.config import CellConfig
-    from contrastlab.study import plan
 
-    cells = {c.name: c for c in reversed(plan(default_config(), "config.yaml").cells)}
+    cells = {c.name: c for c in reversed(default_plan().cells)}
     if name not in cells:
         raise SystemExit(f"config.yaml has no cell {name!r} (cells: {', '.join(reversed(list(cells)))})")
     return CellConfig.model_validate(_dotted(cells[name].config.model_dump(), overrides))
@@ -89,6 +123,20 @@ def prepared_default(max_len: int | None = None, **data_overrides) -> Path:
     return out
 
 
+def initial_weights(cell, path: Path) -> Path:
+    """weights.safetensors as `cell`'s training would write it, at its initialisation (the same cost
+    to load as trained weights), built by the job's own contrastlab.jobmodel.job_model."""
+    import torch
+    from safetensors.torch import save_file
+
+    from contrastlab.jobmodel import job_model
+    from contrastlab.model import MODEL_PREFIX, trainable_state_dict
+
+    built = job_model(cell, default_runtime(), torch.device("cpu"), 2)
+    save_file({MODEL_PREFIX + k: v.float() for k, v in trainable_state_dict(built.model).items()}, str(path))
+    return path
+
+
 def cell_paths(root: Path, cell: str, seed: int = 1) -> tuple[dict, dict]:
     """(out, state) path dicts of contrastlab.train.train for a cell under `root`."""
     from contrastlab import layout
@@ -115,22 +163,6 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, warmu
     for r in out.values():
         r["median_s"] = statistics.median(r["times_s"]) if r["times_s"] else float("nan")
     return out
-
-
-def before_tree() -> Path:
-    """A git worktree of BEFORE_COMMIT (the code before the redesign), made once (untracked: under
-    /tmp; `git worktree remove` it, or run_all.py does at its end)."""
-    if not (BEFORE_TREE / "src" / "contrastlab").is_dir():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False, capture_output=True)
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(BEFORE_TREE),
-                        BEFORE_COMMIT], check=True, capture_output=True)
-    return BEFORE_TREE
-
-
-def remove_before_tree() -> None:
-    if BEFORE_TREE.exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(BEFORE_TREE)],
-                       check=False, capture_output=True)
 
 
 def cpu_flags() -> list[str]:

@@ -18,12 +18,12 @@ first module with a `base_model_prefix`, i.e. a transformers PreTrainedModel, wh
 import time
 
 T_START = time.time()
-import json  # noqa: E402
-import os  # noqa: E402
-import runpy  # noqa: E402
-import sys  # noqa: E402
+import json
+import os
+import runpy
+import sys
 
-import torch  # noqa: E402
+import torch
 
 T_TORCH = time.time()
 SPEC = json.load(open(sys.argv[1]))

@@ -10,18 +10,16 @@ Timed (wall clock of the whole `snakemake` command, interleaved repeats, median 
 - default dry run, finished: the same once every output exists (each output file of the DAG is
   created empty and `snakemake --touch` marks them up to date in DAG order; no training runs);
 - tiny dry run / tiny no-op run: a finished TINY study (tests/configs/e2e_tiny.yaml with the
-  tiny DeBERTa of tests/tiny_model.py, really run once here) then `snakemake -n` and a real
+  tiny random DeBERTa of contrastlab.random_model, really run once here) then `snakemake -n` and a real
   `snakemake --cores 1` that finds nothing to do.
 The DAG's cost depends on the number of cells and jobs, not on the model's size: the tiny
 no-op stands for the no-op of a finished default run, whose real run would take ~30 minutes.
 
 Goal: a few seconds each (GOAL_S). Also given: each time over the floor.
 
-Before the redesign: the same two dry runs (paper preset, default with no outputs) of a git
-worktree of commit c540d97 (its own Snakefile, config.yaml, config/paper.yaml and src), timed in
-the same interleaved rounds (not judged; --no-before skips them). Measured earlier at c540d97
-with a fail-fast scontrol on PATH: default -n 3.27-3.49 s, paper -n 3.72-3.82 s,
-`snakemake --version` 0.86 s (BEFORE_EARLIER).
+Before the redesign: the same two dry runs (paper preset, default with no outputs) of commit
+c540d97, recorded data (benchmarks/results/before_c540d97.json, with the commit and machine that
+measured them), listed beside this run's figures and not judged.
 
 A machine with SLURM clients but no controller that answers (this one after the test suite's
 cluster is stopped) costs every `snakemake` start 10 s: snakemake-executor-plugin-slurm runs
@@ -32,7 +30,6 @@ Writes benchmarks/results/dag_timing.json.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -42,18 +39,23 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BEFORE_COMMIT, REPO, before_tree, interleaved, write_result  # noqa: E402
+import yaml
+from _common import REPO, arguments, interleaved, recorded_before, write_result
 
-sys.path.insert(0, str(REPO / "tests"))
-from tiny_model import make_tiny_deberta  # noqa: E402
-from workflow_helpers import write_config  # noqa: E402
+from contrastlab.random_model import make_random_deberta
 
 GOAL_S = 5.0
 SNAKEMAKE = [os.path.abspath(sys.executable), "-m", "snakemake"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "PYTHONPATH": str(REPO / "src")}
-BEFORE_EARLIER = {"default -n": [3.27, 3.49], "paper -n": [3.72, 3.82], "snakemake --version": [0.86, 0.86]}
+
+
+def tiny_config(path: Path, model_dir: Path) -> Path:
+    """tests/configs/e2e_tiny.yaml (a data file) with the tiny model."""
+    cfg = yaml.safe_load((REPO / "tests" / "configs" / "e2e_tiny.yaml").read_text())
+    cfg["model"]["name"] = str(model_dir)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
 
 
 def dead_slurm_controller() -> bool:
@@ -74,20 +76,18 @@ def shim_scontrol(folder: Path) -> None:
     ENV["PATH"] = f"{folder}{os.pathsep}{ENV['PATH']}"
 
 
-def smk(workdir: Path | None, config: Path | None, *args: str, check: bool = True,
-        tree: Path = REPO) -> subprocess.CompletedProcess:
-    """`snakemake` on `tree`'s Snakefile (this repository's, or the c540d97 worktree's)."""
-    cmd = [*SNAKEMAKE, "--snakefile", str(tree / "Snakefile"), *(["--directory", str(workdir)] if workdir else []),
+def smk(workdir: Path | None, config: Path | None, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`snakemake` on this repository's Snakefile."""
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *(["--directory", str(workdir)] if workdir else []),
            *(["--configfile", str(config)] if config else []), *args]
-    env = ENV if tree == REPO else {**ENV, "PYTHONPATH": str(tree / "src")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir or REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=workdir or REPO)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
-def n_jobs(workdir: Path, config: Path, tree: Path = REPO) -> int:
-    out = smk(workdir, config, "-n", "--quiet", "rules", tree=tree)
+def n_jobs(workdir: Path, config: Path) -> int:
+    out = smk(workdir, config, "-n", "--quiet", "rules")
     m = re.search(r"^\s*total\s+(\d+)\s*$", out.stdout + out.stderr, flags=re.M)
     return int(m.group(1)) if m else 0
 
@@ -109,11 +109,8 @@ def fake_finished(workdir: Path, config: Path) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="one repeat: a smoke test")
+    ap = arguments(__doc__, "one repeat: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-before", action="store_true", help=f"skip the dry runs of the {BEFORE_COMMIT} worktree")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.repeats = 1
@@ -135,29 +132,17 @@ def main() -> None:
             notes.append(f"SLURM clients without a controller here: `snakemake --version` took {unshimmed_floor:.1f} s "
                          "(the slurm plugin's scontrol probe times out at import); the timings use a scontrol "
                          "that fails at once, as on a machine without SLURM")
-        dirs = {k: tmp / k for k in ("paper", "default_empty", "default_done", "tiny", "before_paper",
-                                     "before_default")}
+        dirs = {k: tmp / k for k in ("paper", "default_empty", "default_done", "tiny")}
         for d in dirs.values():
             d.mkdir()
         n_outputs = fake_finished(dirs["default_done"], default)
-        tiny_cfg = write_config(tmp / "tiny.yaml", make_tiny_deberta(tmp / "tiny_model"))
+        tiny_cfg = tiny_config(tmp / "tiny.yaml", make_random_deberta(tmp / "tiny_model", "tiny"))
         t = time.perf_counter()
         smk(dirs["tiny"], tiny_cfg, "--cores", "2")
         tiny_run_s = time.perf_counter() - t
         jobs = {"paper": n_jobs(dirs["paper"], paper), "default": n_jobs(dirs["default_empty"], default),
                 "default_finished": n_jobs(dirs["default_done"], default),
                 "tiny_finished": n_jobs(dirs["tiny"], tiny_cfg)}
-        contenders = {}
-        if not args.no_before:
-            old = before_tree()
-            old_paper = old / "config" / "paper.yaml"
-            jobs["before_paper"] = n_jobs(dirs["before_paper"], old_paper, tree=old)
-            jobs["before_default"] = n_jobs(dirs["before_default"], old / "config.yaml", tree=old)
-            contenders = {
-                f"before ({BEFORE_COMMIT}): paper preset: snakemake -n":
-                    lambda: smk(dirs["before_paper"], old_paper, "-n", "--quiet", tree=old),
-                f"before ({BEFORE_COMMIT}): default: snakemake -n, no outputs":
-                    lambda: smk(dirs["before_default"], old / "config.yaml", "-n", "--quiet", tree=old)}
         timed = interleaved({
             "floor: snakemake --version": lambda: smk(None, None, "--version"),
             "paper preset: snakemake -n": lambda: smk(dirs["paper"], paper, "-n", "--quiet"),
@@ -165,21 +150,26 @@ def main() -> None:
             "default: snakemake -n, finished": lambda: smk(dirs["default_done"], default, "-n", "--quiet"),
             "tiny finished: snakemake -n": lambda: smk(dirs["tiny"], tiny_cfg, "-n", "--quiet"),
             "tiny finished: no-op run": lambda: smk(dirs["tiny"], tiny_cfg, "--cores", "1"),
-            **contenders,
         }, repeats=args.repeats, warmup=0)
         noop = smk(dirs["tiny"], tiny_cfg, "--cores", "1")
         nothing = "Nothing to be done" in noop.stdout + noop.stderr
     floor = timed["floor: snakemake --version"]["median_s"]
     rows = []
     for name, r in timed.items():
-        judged = not name.startswith(("floor", "before"))
+        judged = not name.startswith("floor")
         rows.append({"what": name, "median_s": r["median_s"], "times_s": r["times_s"], "over_floor": r["median_s"] / floor,
                      "goal_s": GOAL_S if judged else None, "met": (r["median_s"] <= GOAL_S) if judged else None})
+    before = recorded_before("dag_timing")
+    for name, r in before["rows"].items():  # not judged: another run, on the machine it names, over its own floor
+        rows.append({"what": f"before ({before['commit']}, recorded): {name}", "median_s": r["median_s"],
+                     "times_s": r["times_s"], "over_floor": r["median_s"] / before["floor_s"], "goal_s": None,
+                     "met": None})
+    jobs.update({f"before_{k}": v for k, v in before["jobs_planned"].items()})
     result = {"quick": args.quick, "repeats": args.repeats, "paper_config": str(paper.relative_to(REPO)),
               "jobs_planned": jobs, "default_outputs": n_outputs, "tiny_full_run_s": tiny_run_s,
               "tiny_noop_nothing_to_do": nothing, "rows": rows, "notes": notes,
-              "floor_with_dead_slurm_controller_s": unshimmed_floor, "before_commit": BEFORE_COMMIT,
-              "before_earlier": BEFORE_EARLIER,
+              "floor_with_dead_slurm_controller_s": unshimmed_floor, "before_commit": before["commit"],
+              "before_earlier": before["earlier"], "before_about": before["about"],
               "met": all(r["met"] for r in rows if r["met"] is not None) and nothing}
     print(f"jobs planned: {jobs}; tiny study ran in {tiny_run_s:.1f} s; no-op says nothing to do: {nothing}")
     for r in rows:

@@ -23,25 +23,22 @@ Writes benchmarks/results/embed_speed.json.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, default_cell, default_runtime, interleaved, prepared_default, write_result  # noqa: E402
+from _common import (CACHE, arguments, default_cell, default_runtime, initial_weights, interleaved, prepared_default,
+                     write_result)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
-from contrastlab.config import DataConfig, ProbeConfig  # noqa: E402
-from contrastlab.data import prepare  # noqa: E402
-from contrastlab.embed import embed  # noqa: E402
-from contrastlab.io import atomic_path  # noqa: E402
-from contrastlab.model import MODEL_PREFIX, build_classifier, load_tokenizer, load_trained, trainable_state_dict  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
+from contrastlab.config import DataConfig, ProbeConfig
+from contrastlab.data import prepare
+from contrastlab.embed import embed
+from contrastlab.io import atomic_path
+from contrastlab.model import load_tokenizer, load_trained
+from contrastlab.prepared import load_prepared
 
 GOAL = 1.0  # ours (fp32) over the plain loop: not set by the issue; ours should never be slower
 BATCH = 64
@@ -119,12 +116,10 @@ def run_case(name: str, cfgs: dict, prepared: Path, weights: Path, max_len: int,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="64 examples per case, 1 repeat: a smoke test")
+    ap = arguments(__doc__, "64 examples per case, 1 repeat: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n-short", type=int, default=500)
     ap.add_argument("--n-long", type=int, default=128)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.repeats, args.n_short, args.n_long = 1, 64, 64
@@ -137,11 +132,7 @@ def main() -> None:
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        weights = tmp / "weights.safetensors"
-        torch.manual_seed(0)
-        model = build_classifier(cfgs["fp32"].model, 2)  # a baseline cell's trained parts (its init: same cost)
-        save_file({MODEL_PREFIX + k: v for k, v in trainable_state_dict(model).items()}, str(weights))
-        del model
+        weights = initial_weights(cfgs["fp32"], tmp / "weights.safetensors")
         cases.append(run_case("snippets (test split)", cfgs, short, weights, cfgs["fp32"].model.max_len,
                               args.repeats, tmp))
         cases.append(run_case("long texts (1-12 snippets joined)", long_cfgs, long_, weights, LONG_MAX_LEN,

@@ -43,12 +43,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
+from _common import arguments  # noqa: E402
 
-from contrastlab.config import ModelConfig  # noqa: E402
-from contrastlab.sources import embedded_path  # noqa: E402
+from contrastlab.config import CellConfig, RuntimeConfig  # noqa: E402
 from contrastlab.families import build_objective  # noqa: E402
-from contrastlab.model import build_classifier, load_tokenizer  # noqa: E402
-from contrastlab.precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype  # noqa: E402
+from contrastlab.jobmodel import job_model  # noqa: E402
+from contrastlab.model import load_tokenizer  # noqa: E402
+from contrastlab.precision import setup_precision  # noqa: E402
+from contrastlab.sources import embedded_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "family_cost.json"
 _TRAIN = (yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text()).get("train") or {})
@@ -86,13 +88,14 @@ def corpus_batch(device) -> dict:
 
 
 def setup(device, labels=None):
-    torch.manual_seed(0)
-    model = build_classifier(ModelConfig(name="embedded", max_len=MAX_LEN, trainable_layers=TRAINABLE), 2,
-                             attention_kernel(precision.name, device))
-    model.to(device).train()
+    """The baseline cell's model as its training job builds it (contrastlab.jobmodel), and each
+    variant's objective on it."""
+    cell = CellConfig.model_validate({"cell": "baseline", "family": "baseline", "seed": 0,
+                                      "model": {"name": "embedded", "max_len": MAX_LEN, "trainable_layers": TRAINABLE},
+                                      "train": {"precision": precision.name}})
+    model = job_model(cell, RuntimeConfig(device=device.type, allow_slow_precision=True), device, 2).model.train()
     objectives = {label: build_objective(fam, params, model).to(device)
                   for label, fam, params, _ in VARIANTS if labels is None or label in labels}
-    store_frozen_in_autocast_dtype(model, precision.name)
     params = [p for p in model.parameters() if p.requires_grad]
     params += [p for o in objectives.values() for p in o.parameters()]
     opt = torch.optim.AdamW(params, lr=1e-6)  # one optimizer; a variant steps what it touched
@@ -195,8 +198,7 @@ def measure_memory(device_name: str, threads: int | None, labels: list[str]) -> 
 
 def main() -> None:
     global precision, BATCH, clock
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 repeats instead of 15, memory of 2 variants")
+    ap = arguments(__doc__, "3 repeats instead of 15, memory of 2 variants")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                     help="wall: elapsed time; cpu: this process's CPU time (robust on a shared machine; "
                          "use with --threads 1)")
@@ -207,7 +209,7 @@ def main() -> None:
                     help=f"train.precision (default: config.yaml's, {PRECISION})")
     ap.add_argument("--batch", type=int, default=BATCH, help=f"examples in the batch (default: config.yaml's, {BATCH})")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.set_defaults(out=RESULTS)
     ap.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:

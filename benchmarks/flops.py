@@ -33,42 +33,24 @@ Writes benchmarks/results/flops.json.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import default_cell, default_runtime, interleaved, prepared_default, split_of, write_result  # noqa: E402
+from _common import arguments, default_cell, default_runtime, interleaved, prepared_default, split_of, write_result
+from flop_formulas import CUSTOM_FLOPS
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from contrastlab.batching import epoch_steps, micro_batches  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
-from contrastlab.train import Trainer  # noqa: E402
+from contrastlab.batching import epoch_steps, micro_batches
+from contrastlab.prepared import load_prepared
+from contrastlab.train import Trainer
 
 GOALS = {"bf16": 0.5, "fp32": 0.6}  # bf16: issue #11; fp32: the earlier goal, kept
 PEAK_N = 2048
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 aten = torch.ops.aten
-
-
-def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    b, h, s_q, d = query_shape
-    s_k, d_v = key_shape[2], value_shape[3]
-    return 2 * b * h * s_q * s_k * d + 2 * b * h * s_q * s_k * d_v
-
-
-def _sdpa_cpu_backward_flop(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
-                            **kwargs) -> int:
-    return 2 * _sdpa_cpu_flop(query_shape, key_shape, value_shape)  # dQ, dK, dV, dP: twice the forward
-
-
-CUSTOM_FLOPS = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flop,
-                aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward_flop}
 
 
 class Workload:
@@ -208,12 +190,10 @@ def _time(fn) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1 step, 2 rounds: a smoke test")
+    ap = arguments(__doc__, "1 step, 2 rounds: a smoke test")
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per timed round")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     ap.add_argument("--batch", default=None, help="BxA: batch_size x grad_accum (default: config.yaml's)")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.steps, args.repeats = 1, 2

@@ -29,19 +29,17 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_bf16, default_cell, default_runtime, prepared_default, write_result  # noqa: E402
+from _common import arguments, cpu_bf16, default_cell, default_runtime, prepared_default, write_result
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from contrastlab.batching import collate, epoch_steps  # noqa: E402
-from contrastlab.model import find_layers  # noqa: E402
-from contrastlab.native import AVX2_ONLY  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
-from contrastlab.train import Trainer  # noqa: E402
+from contrastlab.batching import collate, epoch_steps
+from contrastlab.model import find_layers
+from contrastlab.native import AVX2_ONLY
+from contrastlab.prepared import load_prepared
+from contrastlab.train import Trainer
 
 IDEAS = ["frozen", "threads", "buckets", "compile"]
 
@@ -179,13 +177,11 @@ def buckets(steps_n: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = arguments(__doc__, "frozen and buckets, 1 step x 1 round: a smoke test")
     ap.add_argument("--only", nargs="*", default=IDEAS, choices=IDEAS)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="frozen and buckets, 1 step x 1 round: a smoke test")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker, args.steps)

@@ -22,26 +22,24 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, REPO, write_result  # noqa: E402
+from _common import CACHE, REPO, write_result
 
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
-from flops import CUSTOM_FLOPS  # noqa: E402
-from contrastlab.batching import collate  # noqa: E402
-from contrastlab.config import CellConfig, DataConfig, RuntimeConfig  # noqa: E402
-from contrastlab.data import prepare  # noqa: E402
-from contrastlab.model import load_tokenizer  # noqa: E402
-from contrastlab.plan_cost import EPOCHS, JOB_START_S, N_EMBED, N_TEST, N_TRAIN, N_VAL, RATES, kind  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
-from contrastlab.random_model import make_random_deberta  # noqa: E402
-from contrastlab.study import plan  # noqa: E402
-from contrastlab.train import Trainer  # noqa: E402
+from flop_formulas import CUSTOM_FLOPS
+from contrastlab.batching import collate
+from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
+from contrastlab.data import prepare
+from contrastlab.model import load_tokenizer
+from contrastlab.plan_cost import EPOCHS, JOB_START_S, N_EMBED, N_TEST, N_TRAIN, N_VAL, RATES, kind
+from contrastlab.prepared import load_prepared
+from contrastlab.random_model import make_random_deberta
+from contrastlab.study import plan
+from contrastlab.train import Trainer
 
 
 def long_csv(path: Path, n: int = 40) -> Path:

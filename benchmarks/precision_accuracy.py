@@ -25,21 +25,18 @@ Writes benchmarks/results/precision_accuracy.json.
 """
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import FAMILY_CELLS, cell_paths, default_cell, default_runtime, prepared_default, write_result  # noqa: E402
+from _common import arguments, cell_paths, default_cell, default_runtime, family_cells, prepared_default, write_result
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from contrastlab.stats import mcnemar, paired_difference  # noqa: E402
-from contrastlab.train import train  # noqa: E402
+from contrastlab.stats import mcnemar, paired_difference
+from contrastlab.train import train
 
 
 
@@ -57,13 +54,11 @@ def verdict(diff: float, lo: float, hi: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 cells, 128 examples, 4 steps: a smoke test")
-    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(FAMILY_CELLS)})")
+    ap = arguments(__doc__, "2 cells, 128 examples, 4 steps: a smoke test")
+    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(family_cells())})")
     ap.add_argument("--max-steps", type=int, default=None, help="train.max_steps (default: the config's epochs)")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    cells = args.cells or (["baseline", "scl_viewsone"] if args.quick else FAMILY_CELLS)
+    cells = args.cells or (["baseline", "scl_viewsone"] if args.quick else family_cells())
     if args.quick:
         args.max_steps = args.max_steps or 4
         prepared = prepared_default(max_train=128, max_eval=128)

@@ -35,7 +35,6 @@ Writes benchmarks/results/precision_speed.json.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -46,16 +45,15 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (FAMILY_CELLS, cpu_bf16, default_cell, default_config, default_runtime,  # noqa: E402
+from _common import (arguments, cpu_bf16, default_cell, default_config, default_runtime, family_cells,
                      prepared_default, split_of, write_result)
 
-import torch  # noqa: E402
+import torch
 
-from contrastlab.batching import epoch_steps  # noqa: E402
-from contrastlab.native import AVX2_ONLY  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
-from contrastlab.train import Trainer  # noqa: E402
+from contrastlab.batching import epoch_steps
+from contrastlab.native import AVX2_ONLY
+from contrastlab.prepared import load_prepared
+from contrastlab.train import Trainer
 
 GOAL = 1.8  # bf16 over fp32, baseline (issue #11)
 SPLITS = [(16, 2), (32, 1)]
@@ -105,17 +103,15 @@ def measure_cell(cell: str, data, runtime, steps, n_steps: int, repeats: int, sp
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 cells, 1 step x 2 rounds: a smoke test")
-    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(FAMILY_CELLS)})")
+    ap = arguments(__doc__, "2 cells, 1 step x 2 rounds: a smoke test")
+    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(family_cells())})")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell")
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per contender and round")
     ap.add_argument("--splits", nargs="*", default=None, help="micro-batch x accumulation (default: 16x2 32x1)")
     ap.add_argument("--no-avx2-row", action="store_true", help="skip the AVX2-only row (see above)")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     bf16 = cpu_bf16()
-    cells = args.cells or FAMILY_CELLS
+    cells = args.cells or family_cells()
     splits = [split_of(x) for x in args.splits] if args.splits else SPLITS
     if args.quick:
         cells, args.repeats, args.steps = args.cells or ["baseline", "scl_viewsone"], 2, 1

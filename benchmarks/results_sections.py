@@ -215,9 +215,9 @@ def section_startup(r: dict) -> list[str]:
     prec = r.get("precision", {})
     lines = [f"From process start to the end of the first forward pass of the encoder, each job being its rule's "
              f"own script (workflow/scripts/) run with the params its rule gives it; before = commit "
-             f"{r['before_commit']} (cells in {prec.get('before', {}).get('baseline', '?')}), after = the working "
-             f"tree (cells in {prec.get('after', {}).get('baseline', '?')}); {r['repeats']} interleaved rounds, "
-             "median.", "",
+             f"{r['before_commit']} (cells in {prec.get('before', {}).get('baseline', '?')}), recorded data "
+             "(results/before_c540d97.json: measured by an earlier run, on the machine it names), after = the "
+             f"working tree (cells in {prec.get('after', {}).get('baseline', '?')}); {r['repeats']} rounds, median.", "",
              "| job | before s | after s | before / after | saved s | before: interpreter + torch + rest | "
              "after: interpreter + torch + rest | modules loaded, before → after |",
              "|---|---:|---:|---:|---:|---|---|---:|"]

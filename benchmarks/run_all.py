@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BEFORE_COMMIT, CACHE, RESULTS, cpu_bf16, machine, remove_before_tree  # noqa: E402
-from results_sections import NUMBER, SECTIONS, verdict, goal_rows, section_flops  # noqa: E402
+from _common import CACHE, RESULTS, cpu_bf16, machine
+from results_sections import NUMBER, SECTIONS, verdict, goal_rows, section_flops
 
 HERE = Path(__file__).resolve().parent
 REPORT = HERE / "RESULTS.md"
@@ -144,8 +143,6 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="only rewrite RESULTS.md from the JSON files")
     ap.add_argument("--results", type=Path, default=None,
                     help=f"folder of the JSON results (default: {RESULTS}; --quick: {QUICK_DIR})")
-    ap.add_argument("--keep-before-tree", action="store_true",
-                    help=f"keep the git worktree of {BEFORE_COMMIT} (startup, dag_timing) after the run")
     args = ap.parse_args()
     results = args.results or (QUICK_DIR if args.quick else RESULTS)
     report = REPORT if results == RESULTS else results / "RESULTS.md"
@@ -162,18 +159,14 @@ def main() -> None:
         unknown = set(args.only or []) - {b[0] for b in BENCHMARKS}
         if unknown:
             raise SystemExit(f"unknown benchmark(s) {sorted(unknown)} (known: {', '.join(b[0] for b in BENCHMARKS)})")
-        try:
-            native = cpu_bf16()["native"]
-            for name, script, extra, env, timeout in BENCHMARKS:
-                if args.only and name not in args.only:
-                    continue
-                if name in NEEDS_NATIVE_BF16 and not native:
-                    runs[name] = {"name": name, "rc": "skipped: no native bf16", "wall_s": 0.0, "tail": ""}
-                    continue
-                runs[name] = run(name, script, extra, env, timeout, args.quick, results)
-        finally:
-            if not args.keep_before_tree:
-                remove_before_tree()
+        native = cpu_bf16()["native"]
+        for name, script, extra, env, timeout in BENCHMARKS:
+            if args.only and name not in args.only:
+                continue
+            if name in NEEDS_NATIVE_BF16 and not native:
+                runs[name] = {"name": name, "rc": "skipped: no native bf16", "wall_s": 0.0, "tail": ""}
+                continue
+            runs[name] = run(name, script, extra, env, timeout, args.quick, results)
         wall = time.time() - started if runs else None
         box = machine()  # as it was at the end of the run: date and load average
         meta.write_text(json.dumps({"runs": runs, "started": started, "wall_s": wall, "quick": quick,

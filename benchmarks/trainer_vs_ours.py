@@ -45,30 +45,27 @@ Writes benchmarks/results/trainer_vs_ours.json.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import multiprocessing as mp
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cell_paths, default_cell, default_runtime, prepared_default, split_of, write_result  # noqa: E402
+from _common import arguments, cell_paths, default_cell, default_runtime, prepared_default, split_of, write_result
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-import contrastlab.train as ours_train  # noqa: E402
-from contrastlab.batching import collate, eval_batches  # noqa: E402
-from contrastlab.model import build_classifier, load_tokenizer  # noqa: E402
-from contrastlab.optim import build_optimizer  # noqa: E402
-from contrastlab.precision import store_frozen_in_autocast_dtype  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
+import contrastlab.train as ours_train
+from contrastlab.batching import collate, eval_batches
+from contrastlab.jobmodel import job_model, seed_everything
+from contrastlab.model import build_classifier, load_tokenizer
+from contrastlab.optim import build_optimizer
+from contrastlab.prepared import load_prepared
 
 SEGMENT = 4  # optimizer steps per turn
 # name -> (label, precision, kind); kind: ours | padded | grouped | grouped_our_model
@@ -209,11 +206,10 @@ def run_trainer(turns: Turns, cfg, runtime, prepared: Path, workdir: Path, kind:
     per_step = t.batch_size * t.grad_accum
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / t.batch_size) / t.grad_accum)
     bf16 = t.precision == "bf16"
-    ours_train.seed_everything(cfg.seed)  # same seed, same init as ours
-    if kind == "grouped_our_model":
-        classifier = build_classifier(cfg.model, len(data.names), "eager")
-        store_frozen_in_autocast_dtype(classifier, "bf16")
-    else:
+    if kind == "grouped_our_model":  # our job's model set-up (bf16: eager attention, frozen linears in bf16)
+        classifier = job_model(cfg, runtime, torch.device("cpu"), len(data.names)).model
+    else:  # the model as a user builds it, with the same seed and so the same initialisation as ours
+        seed_everything(cfg.seed)
         classifier = build_classifier(cfg.model, len(data.names))
     opt = build_optimizer(classifier, t, steps_per_epoch * t.epochs)
     collator = (DataCollatorWithPadding(tok, padding="max_length", max_length=cfg.model.max_len) if kind == "padded"
@@ -273,14 +269,12 @@ def summarise(turns: list[tuple[float, int]]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="96 examples, 1 epoch: a smoke test")
+    ap = arguments(__doc__, "96 examples, 1 epoch: a smoke test")
     ap.add_argument("--n-train", type=int, default=2000, help="training examples (stratified subset)")
     ap.add_argument("--n-test", type=int, default=1000, help="test examples (max_eval)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", default=None, help="BxA: batch_size x grad_accum (default: config.yaml's)")
     ap.add_argument("--only", nargs="*", default=None, help=f"contenders (default: all of {', '.join(CONTENDERS)})")
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     if args.quick:
         args.n_train, args.n_test = 96, 64

@@ -86,11 +86,6 @@ def test_logged_lrs_are_the_top_layer_and_the_head(model):
     assert {id(p) for p in opt.params} == trainable and len(opt.params) == len(trainable)
 
 
-def test_too_many_trainable_layers_is_an_error_naming_the_key(tiny_deberta_dir):
-    with pytest.raises(ValueError, match="model.trainable_layers = 9"):
-        build_classifier(ModelConfig(name=str(tiny_deberta_dir), trainable_layers=9), num_labels=2)
-
-
 def test_nonpositive_lr_is_an_error_naming_the_key():
     with pytest.raises(ConfigError, match=r"train\.lr_head = 0\.0: must be > 0"):
         validate(TrainConfig, {"lr_head": 0.0}, "config", ("train",))

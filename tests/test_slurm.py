@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from contrastlab import layout
+from oom_injection import python_path
 from workflow_helpers import REPO, SNAKEMAKE
 
 pytestmark = pytest.mark.slurm
@@ -93,7 +94,7 @@ def snakemake_cmd(workdir: Path, config: Path, *args: str) -> list[str]:
 
 
 def start(cmd: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": python_path(REPO / "src")}
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, text=True)
 
 
@@ -131,11 +132,11 @@ def sacct(job_ids, fields: str) -> dict[str, dict]:
 
 
 def test_tiny_workflow_through_the_slurm_profile_packs_each_cell_into_two_submissions_and_retries_an_oom(
-        slurm_cluster, tiny_deberta_dir, tmp_path, monkeypatch):
+        slurm_cluster, tiny_deberta_dir, tmp_path, max_micro_batch):
     config = write_config(tmp_path / "config.yaml", tiny_deberta_dir)
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
     # the second cell's "GPU" holds 8 examples per micro-batch: its first attempt runs out of memory
-    monkeypatch.setenv("CONTRASTLAB_TEST_MAX_MICRO_BATCH", f"{CELLS[1]}=8")
+    max_micro_batch(f"{CELLS[1]}=8")
     t0 = time.monotonic()
     # the local reference runs alongside (with the same retry): the SLURM run mostly waits on polls
     local = start(snakemake_cmd(local_dir, config, "--cores", "1", "--resources", "gpu=1", "--retries", "1"),

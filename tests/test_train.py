@@ -20,7 +20,7 @@ from contrastlab.jobs import Attempts, job
 from contrastlab.model import load_tokenizer, load_trained
 from contrastlab.metrics import near_chance
 from contrastlab.prepared import load_prepared, split_fingerprint
-from contrastlab.train import INJECT_MAX_MICRO, NonFiniteLoss, Trainer, fingerprint_of, train
+from contrastlab.train import NonFiniteLoss, Trainer, fingerprint_of, train
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1, log_every=1)
 
@@ -293,13 +293,13 @@ def no_dropout_model(tiny_deberta_dir, tmp_path_factory):
 
 
 def test_an_out_of_memory_retry_halves_the_micro_batch_and_trains_the_same_steps(
-        no_dropout_model, prepared, tmp_path, monkeypatch):
+        no_dropout_model, prepared, tmp_path, max_micro_batch):
     c = CellConfig.model_validate({**cell(no_dropout_model, epochs=1).model_dump(),
                                    "model": {"name": str(no_dropout_model), "max_len": 32, "trainable_layers": 2,
                                              "head_dropout": 0.0}})
     plain = run(c, prepared, tmp_path / "plain")
     attempts_file = tmp_path / "retried/attempts.json"
-    monkeypatch.setenv(INJECT_MAX_MICRO, "8")  # this "device" fits at most 8 examples per micro-batch
+    max_micro_batch("8")  # this "device" fits at most 8 examples per micro-batch
     with pytest.raises(SystemExit):
         with job(None, attempts_file, fingerprint_of(c)) as attempts:
             run(c, prepared, tmp_path / "retried", attempts)
@@ -340,7 +340,7 @@ def test_micro_batch_auto_is_the_whole_step_on_a_gpu_and_batch_size_on_the_cpu(t
 
 
 def test_a_micro_batch_too_large_for_the_device_halves_at_each_retry_until_it_fits(
-        no_dropout_model, prepared, tmp_path, monkeypatch):
+        no_dropout_model, prepared, tmp_path, max_micro_batch):
     """A micro-batch of the whole step (what auto starts from on a GPU) on a "device" that fits 8:
     32 and 16 run out of memory, 8 trains the same steps as the recipe's 16 x 2."""
     base = cell(no_dropout_model, epochs=1).model_dump()
@@ -348,7 +348,7 @@ def test_a_micro_batch_too_large_for_the_device_halves_at_each_retry_until_it_fi
     plain = run(CellConfig.model_validate(base), prepared, tmp_path / "plain")
     c = CellConfig.model_validate({**base, "train": {**base["train"], "micro_batch": 32}})
     attempts_file = tmp_path / "retried/attempts.json"
-    monkeypatch.setenv(INJECT_MAX_MICRO, "8")
+    max_micro_batch("8")
     for _ in range(2):
         with pytest.raises(SystemExit):
             with job(None, attempts_file, fingerprint_of(c)) as attempts:

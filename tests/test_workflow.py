@@ -197,9 +197,9 @@ def test_status_table_names_a_failed_cell_and_its_cause_when_the_aggregate_canno
 
 
 def test_a_local_out_of_memory_retry_halves_the_micro_batch_and_the_status_shows_the_first_cause(
-        tiny_deberta_dir, tmp_path, monkeypatch):
+        tiny_deberta_dir, tmp_path, max_micro_batch):
     config = write_config(tmp_path / "config.yaml", tiny_deberta_dir, **{"experiments": {"baseline": {}}})
-    monkeypatch.setenv("CONTRASTLAB_TEST_MAX_MICRO_BATCH", "8")  # a "device" that fits 8 examples per micro-batch
+    max_micro_batch("8")  # a "device" that fits 8 examples per micro-batch
     snakemake(tmp_path, config, "--cores", "2", "--retries", "1")
     metrics = json.loads((tmp_path / "results/cells/baseline/seed1/train/metrics.json").read_text())
     assert (metrics["micro_batch"], metrics["grad_accum"], metrics["effective_batch"]) == (8, 4, 32)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from oom_injection import python_path
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # The SLURM executor plugin runs `scontrol show config` when Snakemake starts; where SLURM's
@@ -22,7 +24,7 @@ FAKE_BIN = Path(tempfile.mkdtemp(prefix="contrastlab-fakebin-"))
 
 
 def local_env(root: Path = REPO) -> dict:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root / "src"),
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": python_path(root / "src"),
             "PATH": f"{FAKE_BIN}{os.pathsep}{os.environ['PATH']}"}
 
 

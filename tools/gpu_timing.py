@@ -34,8 +34,8 @@ COMPILE_S = 120  # the compiled row starts only this long before the deadline: i
 
 
 def _custom_flops() -> dict:
-    """benchmarks/flops.py's FLOP formulas for the kernels torch's counter does not know."""
-    spec = importlib.util.spec_from_file_location("bench_flops", REPO / "benchmarks" / "flops.py")
+    """benchmarks/flop_formulas.py's FLOP formulas for the kernels torch's counter does not know."""
+    spec = importlib.util.spec_from_file_location("flop_formulas", REPO / "benchmarks" / "flop_formulas.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.CUSTOM_FLOPS

@@ -11,8 +11,7 @@ from .config import CellConfig, ProbeConfig, RuntimeConfig
 from .devices import init_device, pick_device
 from .io import atomic_path
 from .layers import hidden_state_index
-from .model import load_trained
-from .precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype
+from .jobmodel import job_model
 from .prepared import load_prepared
 
 
@@ -23,16 +22,12 @@ def embed(cfg: CellConfig, probe: ProbeConfig, runtime: RuntimeConfig, prepared_
     (contrastlab.layers), labels [N], index [N] (positions in the split), label_names [C]. The
     examples are a stratified subsample of `probe.max_samples` (seeded with the cell's seed)."""
     device = init_device(pick_device(runtime.device, jobs_per_gpu=runtime.jobs_per_gpu))  # before any CUDA call
-    precision = setup_precision(cfg.train.precision, device, runtime.tf32, runtime.allow_slow_precision)
     data = load_prepared(prepared_dir)
     split = data.splits[probe.split]
     index = split.subsample(probe.max_samples, cfg.seed)
     ids = [split.ids[i] for i in index]
-    attention = attention_kernel(precision.name, device, backward=False)
-    model = load_trained(cfg.model, weights, len(data.names), device, attention)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    store_frozen_in_autocast_dtype(model, precision.name)
+    built = job_model(cfg, runtime, device, len(data.names), weights=weights, probe_layers=probe.layers)
+    model, precision = built.model, built.precision
     pad_id = data.summary["pad_id"]
     layers = list(probe.layers)
     hs_index = {l: hidden_state_index(l, model.num_layers) for l in layers}

@@ -79,16 +79,14 @@ class Classifier(nn.Module):
 
 
 def build_classifier(cfg: ModelConfig, num_labels: int, attn_implementation: str | None = "sdpa") -> Classifier:
-    """Pretrained encoder + fresh head, with the trainable parameters chosen (see `freeze`)."""
+    """Pretrained encoder + fresh head, with the trainable parameters chosen (see `freeze`); a job
+    gets it from contrastlab.jobmodel, which first checks the cell against the model (fits.py)."""
     from transformers import AutoModel
 
     try:
         encoder = from_pretrained(AutoModel, cfg.name, attn_implementation=attn_implementation)
     except (ValueError, ImportError):  # architectures without SDPA (DeBERTa-v2) use their own kernel
         encoder = from_pretrained(AutoModel, cfg.name)
-    if cfg.trainable_layers > encoder.config.num_hidden_layers:
-        raise ValueError(f"model.trainable_layers = {cfg.trainable_layers} but {cfg.name} has only "
-                         f"{encoder.config.num_hidden_layers} encoder layers")
     if cfg.lora is not None:
         encoder = _wrap_lora(encoder, cfg.lora)
     model = Classifier(encoder, num_labels, cfg.head_dropout)

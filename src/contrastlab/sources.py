@@ -117,6 +117,17 @@ def _unique_keys(pairs: list) -> dict:
     return dict(pairs)
 
 
+def _loads(text: str, at: str, name_the_line: bool = False):
+    """json.loads refusing a key twice in one object; a DataError "<at>[, line N]: ..." otherwise."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{at}{f', line {e.lineno}' if name_the_line else ''}: not valid JSON ({e.msg} at column "
+                        f"{e.colno})") from None
+    except DataError as e:
+        raise DataError(f"{at}: {e}") from None
+
+
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     """One row per non-blank line, indexed by line - 1 (so that row N is line N, blank lines too).
     Lines end at "\n" only: str.splitlines would also break at U+2028, U+0085 and the like,
@@ -125,12 +136,7 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}, line {n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        except DataError as e:
-            raise DataError(f"{path}, line {n}: {e}") from None
+        row = _loads(line, f"{path}, line {n}")
         if not isinstance(row, dict):
             raise DataError(f"{path}, line {n}: a JSONL line must be an object {{\"text\": ..., \"label\": ...}}")
         rows.append(row)
@@ -150,12 +156,7 @@ def _read_json(path: Path, text: str) -> pd.DataFrame:
                             f"{', ...' if len(whole) > 4 else ''}), which is pandas' default to_json layout; "
                             "write records or JSONL: df.to_json(path, orient='records'[, lines=True])")
         return _read_jsonl(path, text)
-    try:
-        rows = json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}, line {e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-    except DataError as e:
-        raise DataError(f"{path}: {e}") from None
+    rows = _loads(text, str(path), name_the_line=True)
     bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
     if bad is not None:
         raise DataError(f"{path}: item {bad + 1} of the list is a {type(rows[bad]).__name__}, not a record "

@@ -19,7 +19,6 @@ import csv
 import logging
 import math
 import os
-import random
 import resource
 import time
 from pathlib import Path
@@ -34,20 +33,17 @@ from .config import SPLITS, CellConfig, RuntimeConfig, TrainConfig
 from .cost import train_cost
 from .devices import init_device, pick_device
 from .failures import OOM
-from .families import build_objective
 from .io import atomic_path, write_json
+from .jobmodel import job_model
 from .metrics import classification_metrics, collapse, near_chance
-from .model import MODEL_PREFIX, build_classifier, count_trainable, trainable_state_dict
+from .model import MODEL_PREFIX, count_trainable, trainable_state_dict
 from .optim import build_optimizer
-from .precision import attention_kernel, setup_precision, store_frozen_in_autocast_dtype
 from .prepared import load_prepared, split_fingerprint
 from .provenance import run_record
-from .validate import ModelInfo, check_cell
 
 log = logging.getLogger("contrastlab.train")
 CHECKPOINT_EVERY_S = 30.0  # after the first, at most one epoch-end checkpoint per this many s (signals: always)
 MAX_SKIPPED_STEPS = 25  # fp16: consecutive steps skipped for overflowing gradients before the cell stops
-INJECT_MAX_MICRO = "CONTRASTLAB_TEST_MAX_MICRO_BATCH"  # tests: a micro-batch above this raises a GPU OOM
 RATE_AFTER_STEPS, RATE_AFTER_S = 5, 20.0  # the step rate is logged once, after this many steps or seconds
 
 
@@ -56,25 +52,10 @@ class NonFiniteLoss(FloatingPointError):
     cause = "non_finite"
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def injected_limit(cell: str) -> int | None:
-    """Tests: the micro-batch size above which `cell` runs out of memory, from $CONTRASTLAB_TEST_
-    MAX_MICRO_BATCH ("8" for every cell, or "cellA=8,cellB=4"); None when not set."""
-    value = os.environ.get(INJECT_MAX_MICRO, "")
-    limits = dict(part.split("=", 1) if "=" in part else ("*", part) for part in value.split(",") if part)
-    limit = limits.get(cell, limits.get("*"))
-    return int(limit) if limit else None
 
 
 def configure_runtime(runtime: RuntimeConfig) -> None:
@@ -111,16 +92,9 @@ class Trainer:
 
     def __init__(self, cfg: CellConfig, runtime: RuntimeConfig, data, device, total_steps: int, ooms: int = 0):
         self.cfg, self.data, self.device = cfg, data, device
-        self.precision = setup_precision(cfg.train.precision, device, runtime.tf32, runtime.allow_slow_precision)
         self.pad_id = data.summary["pad_id"]
-        seed_everything(cfg.seed)
-        attention = attention_kernel(self.precision.name, device)
-        self.model = build_classifier(cfg.model, len(data.names), attention).to(device)
-        # the DAG build checked this already unless the model was not in the local cache then
-        check_cell(cfg, ModelInfo(cfg.model.name, "loaded", "", self.model.encoder.config.to_dict()), [],
-                   f"cell {cfg.cell}")
-        self.objective = build_objective(cfg.family, cfg.loss, self.model).to(device)
-        store_frozen_in_autocast_dtype(self.model, self.precision.name)
+        built = job_model(cfg, runtime, device, len(data.names))
+        self.model, self.precision, self.objective = built.model, built.precision, built.objective
         # saved as weights.safetensors, where embed finds the classifier's tensors under MODEL_PREFIX
         self.modules = nn.ModuleDict({MODEL_PREFIX.rstrip("."): self.model, "objective": self.objective})
         if runtime.compile:  # the forward only: parameter names and hooks stay those of the eager module
@@ -140,10 +114,6 @@ class Trainer:
         """One optimizer step over the examples `idx`; -> its history row."""
         split = self.data.splits["train"]
         parts = micro_batches(idx, self.micro)
-        limit = injected_limit(self.cfg.cell)
-        if limit is not None and max(len(p) for p in parts) > limit:
-            raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {INJECT_MAX_MICRO}: at most {limit} "
-                                         f"examples per micro-batch, this one has {max(len(p) for p in parts)})")
         batches = [collate(split.ids, p, self.pad_id, split.labels, self.device) for p in parts]
         sums: dict[str, float] = {}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from . import families
 from .config import ConfigError, StudyConfig
 from .grid import Cell
-from .hfconfig import ModelInfo, model_info, weight_modules
-from .layers import frozen_reads, resolve_layer
+from .fits import check_fits
+from .hfconfig import model_info, weight_modules
 
 log = logging.getLogger("contrastlab.validate")
 
@@ -81,8 +81,10 @@ def check_against_model(study: StudyConfig, cells: list[Cell], where: str) -> No
             if name not in modules:
                 modules[name] = weight_modules(infos[name])
             check_lora_targets(cell.config.model, modules[name], f"{where}: cell {cell.name}")
+        at = f"{where}: cell {cell.name}"
         written = {**study.experiments[cell.experiment].loss, **{k: v for k, v in cell.sweep.items() if "." not in k}}
-        check_cell(cell.config, infos[name], study.probe.layers, f"{where}: cell {cell.name}", written)
+        check_fits(cell.config, infos[name], families.parse_params(cell.config.family, cell.config.loss, at),
+                   study.probe.layers, at, families.parse_params(cell.config.family, written, at))
 
 
 def check_lora_targets(model, modules: dict[str, int] | None, at: str) -> None:
@@ -96,38 +98,3 @@ def check_lora_targets(model, modules: dict[str, int] | None, at: str) -> None:
         linear = sorted({m.rpartition(".")[2] for m, ndim in modules.items() if ndim == 2})
         raise ConfigError(f"{at}: model.lora.target_modules: {', '.join(map(repr, missing))} is not a module of "
                           f"{model.name} (its modules with 2-D weights: {', '.join(linear)})")
-
-
-def check_cell(cfg, info: ModelInfo, probe_layers, at: str, written_loss: dict | None = None) -> None:
-    """One cell's config (contrastlab.config.CellConfig) against its model; ConfigError naming it.
-    `written_loss`: its loss keys as the config file writes them, whose layers are range-checked
-    even where the cell does not read them (else only the layers it reads are)."""
-    m, n = cfg.model, info.num_layers
-    if n is None:
-        return
-    if m.trainable_layers > n and m.lora is None:
-        raise ConfigError(f"{at}: model.trainable_layers = {m.trainable_layers}, but {m.name} has {n} encoder layers")
-    if info.max_positions is not None and m.max_len > info.max_positions:
-        raise ConfigError(f"{at}: model.max_len = {m.max_len}, but {m.name} has position embeddings for "
-                          f"{info.max_positions} tokens")
-    params = families.parse_params(cfg.family, cfg.loss, at)
-    named = (families.parse_params(cfg.family, written_loss, at).named_layers() if written_loss is not None
-             else params.contrast_layers())
-    for layer in named:
-        try:
-            resolve_layer(layer, n)
-        except ValueError as e:
-            raise ConfigError(f"{at}: loss layer {layer}: {e} ({m.name})") from None
-    frozen = frozen_reads(params.contrast_layers(), n, m.trainable_layers, m.lora is not None)
-    if frozen:
-        low = n - m.trainable_layers
-        raise ConfigError(
-            f"{at}: the contrastive term reads encoder layer(s) {frozen}, but only layers {low}..{n - 1} train "
-            f"(model.trainable_layers = {m.trainable_layers} of {n}), so it would be a constant with no gradient. "
-            f"Contrast layers >= {low}, or train more layers (model.trainable_layers: {n - min(frozen)}), "
-            f"or use model.lora (it adapts every layer)")
-    for layer in probe_layers:
-        try:
-            resolve_layer(layer, n)
-        except ValueError as e:
-            raise ConfigError(f"{at}: probe.layers: {e} ({m.name})") from None

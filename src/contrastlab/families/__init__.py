@@ -44,9 +44,10 @@ def objective_module(family: str) -> str:
     return f"{__name__}.{family}.objective"
 
 
-def build_objective(family: str, loss: dict | None, model):
-    """The family's Objective for `model` (a contrastlab.model.Classifier)."""
-    params = parse_params(family, loss)
+def build_objective(family: str, loss: dict | LossParams | None, model):
+    """The family's Objective for `model` (a contrastlab.model.Classifier); `loss`: a config mapping,
+    or the params a job parsed already (contrastlab.jobmodel)."""
+    params = loss if isinstance(loss, LossParams) else parse_params(family, loss)
     return importlib.import_module(objective_module(family)).build(params, model)
 
 
