@@ -50,8 +50,11 @@ def arguments(doc: str, quick: str) -> argparse.ArgumentParser:
     return ap
 
 
-def default_config() -> dict:
-    return yaml.safe_load((REPO / "config.yaml").read_text())
+GRID = REPO / "config" / "grid.yaml"  # every family, one seed: the cells the benchmarks measure
+
+
+def grid_config() -> dict:
+    return yaml.safe_load(GRID.read_text())
 
 
 def _dotted(d: dict, overrides: dict) -> dict:
@@ -65,30 +68,30 @@ def _dotted(d: dict, overrides: dict) -> dict:
 
 
 @functools.cache
-def default_plan():
+def grid_plan():
     from contrastlab.study import plan
 
-    return plan(default_config(), "config.yaml")
+    return plan(grid_config(), "config/grid.yaml")
 
 
 def family_cells() -> list[str]:
-    """The baseline and the first cell of each other family of the default grid (config.yaml), and
+    """The baseline and the first cell of each other family of the full grid (config/grid.yaml), and
     the LoRA baseline the token and cluster families are compared with."""
     first: dict[str, str] = {}
-    for c in default_plan().cells:
+    for c in grid_plan().cells:
         lora_baseline = c.config.family == "baseline" and c.config.model.lora is not None
         first.setdefault("lora" if lora_baseline else c.config.family, c.name)
     return list(first.values())
 
 
 def default_cell(name: str = "baseline", **overrides):
-    """The CellConfig of the default study's cell `name` (config.yaml, first seed), as its training
+    """The CellConfig of the grid's cell `name` (config/grid.yaml, first seed), as its training
     job gets it. `overrides`: dotted keys set on it (train.precision="fp32", model.max_len=256)."""
     from contrastlab.config import CellConfig
 
-    cells = {c.name: c for c in reversed(default_plan().cells)}
+    cells = {c.name: c for c in reversed(grid_plan().cells)}
     if name not in cells:
-        raise SystemExit(f"config.yaml has no cell {name!r} (cells: {', '.join(reversed(list(cells)))})")
+        raise SystemExit(f"config/grid.yaml has no cell {name!r} (cells: {', '.join(reversed(list(cells)))})")
     return CellConfig.model_validate(_dotted(cells[name].config.model_dump(), overrides))
 
 
@@ -96,7 +99,7 @@ def default_runtime(**overrides):
     """The default study's RuntimeConfig, on the CPU (benchmarks compare CPU timings)."""
     from contrastlab.config import RuntimeConfig
 
-    d = {**(default_config().get("runtime") or {}), "device": "cpu", **overrides}
+    d = {**(grid_config().get("runtime") or {}), "device": "cpu", **overrides}
     return RuntimeConfig.model_validate(d)
 
 
@@ -113,7 +116,7 @@ def prepared_default(max_len: int | None = None, **data_overrides) -> Path:
     from contrastlab.layout import PREPARED_FILES
     from contrastlab.model import load_tokenizer
 
-    config = default_config()
+    config = grid_config()
     data = {**config["data"], **data_overrides}
     max_len = max_len or config["model"]["max_len"]
     tag = "-".join(f"{k}{v}" for k, v in sorted(data_overrides.items()))

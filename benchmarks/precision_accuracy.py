@@ -3,7 +3,7 @@ the same examples.
 
     python benchmarks/precision_accuracy.py [--quick] [--cells baseline scl_viewsone ...]
 
-Cells: the baseline and one cell of each family of the default grid (config.yaml), with the LoRA
+Cells: the baseline and one cell of each family of the full grid (config/grid.yaml), with the LoRA
 baseline that the token and cluster cells are compared with. Each is trained by
 `contrastlab.train.train` on the default study's prepared data, twice: train.precision fp32 and
 bf16, with the same seed, data and config otherwise (the default study's recipe: 2 epochs of
@@ -55,7 +55,7 @@ def verdict(diff: float, lo: float, hi: float) -> str:
 
 def main() -> None:
     ap = arguments(__doc__, "2 cells, 128 examples, 4 steps: a smoke test")
-    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(family_cells())})")
+    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config/grid.yaml (default: {' '.join(family_cells())})")
     ap.add_argument("--max-steps", type=int, default=None, help="train.max_steps (default: the config's epochs)")
     args = ap.parse_args()
     cells = args.cells or (["baseline", "scl_viewsone"] if args.quick else family_cells())

@@ -3,7 +3,7 @@
     python benchmarks/precision_speed.py [--quick] [--cells baseline scl_viewsone ...]
                                          [--repeats R] [--steps S] [--splits 32x1 ...] [--no-avx2-row]
 
-Workload: the default study's cells (config.yaml: embedded MiniLM-L6, max_len 64, its batch of
+Workload: the grid's cells (config/grid.yaml: embedded MiniLM-L6, max_len 64, its batch of
 32 examples per optimizer step) on the default prepared data, each run by contrastlab.train's
 own `Trainer` (`Trainer(cfg, runtime, data, device, total_steps).step(idx, epoch, step)`: collate,
 autocast, forward, backward, clipping, AdamW, scheduler: what `train` runs per step). For each
@@ -45,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import (arguments, cpu_bf16, default_cell, default_config, default_runtime, family_cells,
+from _common import (arguments, cpu_bf16, default_cell, grid_config, default_runtime, family_cells,
                      prepared_default, split_of, write_result)
 
 import torch
@@ -104,7 +104,7 @@ def measure_cell(cell: str, data, runtime, steps, n_steps: int, repeats: int, sp
 
 def main() -> None:
     ap = arguments(__doc__, "2 cells, 1 step x 2 rounds: a smoke test")
-    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config.yaml (default: {' '.join(family_cells())})")
+    ap.add_argument("--cells", nargs="*", default=None, help=f"cells of config/grid.yaml (default: {' '.join(family_cells())})")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds per cell")
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per contender and round")
     ap.add_argument("--splits", nargs="*", default=None, help="micro-batch x accumulation (default: 16x2 32x1)")
@@ -152,7 +152,7 @@ def main() -> None:
     write_result("precision_speed", {
         "quick": args.quick, "repeats": args.repeats, "steps_per_round": args.steps, "step_size": step_size,
         "default_split": default_split, "default_precision": effective.precision,
-        "max_len": default_config()["model"]["max_len"], "threads": torch.get_num_threads(),
+        "max_len": grid_config()["model"]["max_len"], "threads": torch.get_num_threads(),
         "splits": [f"{b}x{a}" for b, a in splits], "goal": GOAL, "cells": results, "goals": goals,
         "met": all(g["met"] for g in goals) if goals else None, "bf16": bf16,
         "avx2_only": None if args.no_avx2_row or not bf16["native"] else avx2_row()}, args.out)

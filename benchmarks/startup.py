@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (REPO, arguments, default_cell, default_config, default_runtime, initial_weights,
+from _common import (REPO, arguments, default_cell, grid_config, default_runtime, initial_weights,
                      prepared_default, recorded_before, write_result)
 
 DRIVER = Path(__file__).resolve().parent / "_startup_driver.py"
@@ -48,7 +48,7 @@ def setup(tmp: Path) -> dict:
     prepared = prepared_default()
     cells = {k: default_cell(k) for k in ("baseline", "lora")}
     weights = initial_weights(cells["baseline"], tmp / "weights.safetensors")
-    probe = {k: v for k, v in (default_config().get("probe") or {}).items() if k in ("split", "max_samples", "layers")}
+    probe = {k: v for k, v in (grid_config().get("probe") or {}).items() if k in ("split", "max_samples", "layers")}
     return {"prepared": prepared, "weights": weights, "probe": probe,
             "runtime": default_runtime().model_dump(), "cells": {k: c.model_dump() for k, c in cells.items()}}
 
