@@ -69,7 +69,7 @@ def _dotted(d: dict, overrides: dict) -> dict:
 
 @functools.cache
 def grid_plan():
-    from contrastlab.study import plan
+    from contrastlab.plan.study import plan
 
     return plan(grid_config(), "config/grid.yaml")
 
@@ -87,7 +87,7 @@ def family_cells() -> list[str]:
 def default_cell(name: str = "baseline", **overrides):
     """The CellConfig of the grid's cell `name` (config/grid.yaml, first seed), as its training
     job gets it. `overrides`: dotted keys set on it (train.precision="fp32", model.max_len=256)."""
-    from contrastlab.config import CellConfig
+    from contrastlab.plan.config import CellConfig
 
     cells = {c.name: c for c in reversed(grid_plan().cells)}
     if name not in cells:
@@ -97,7 +97,7 @@ def default_cell(name: str = "baseline", **overrides):
 
 def default_runtime(**overrides):
     """The default study's RuntimeConfig, on the CPU (benchmarks compare CPU timings)."""
-    from contrastlab.config import RuntimeConfig
+    from contrastlab.plan.config import RuntimeConfig
 
     d = {**(grid_config().get("runtime") or {}), "device": "cpu", **overrides}
     return RuntimeConfig.model_validate(d)
@@ -111,10 +111,10 @@ def split_of(text: str) -> tuple[int, int]:
 
 def prepared_default(max_len: int | None = None, **data_overrides) -> Path:
     """The default study's prepared (tokenised) data, built once under CACHE and reused."""
-    from contrastlab.config import DataConfig
-    from contrastlab.data import prepare
-    from contrastlab.layout import PREPARED_FILES
-    from contrastlab.model import load_tokenizer
+    from contrastlab.plan.config import DataConfig
+    from contrastlab.data.splits import prepare
+    from contrastlab.plan.layout import PREPARED_FILES
+    from contrastlab.training.model import load_tokenizer
 
     config = grid_config()
     data = {**config["data"], **data_overrides}
@@ -128,12 +128,12 @@ def prepared_default(max_len: int | None = None, **data_overrides) -> Path:
 
 def initial_weights(cell, path: Path) -> Path:
     """weights.safetensors as `cell`'s training would write it, at its initialisation (the same cost
-    to load as trained weights), built by the job's own contrastlab.jobmodel.job_model."""
+    to load as trained weights), built by the job's own contrastlab.training.jobmodel.job_model."""
     import torch
     from safetensors.torch import save_file
 
-    from contrastlab.jobmodel import job_model
-    from contrastlab.model import MODEL_PREFIX, trainable_state_dict
+    from contrastlab.training.jobmodel import job_model
+    from contrastlab.training.model import MODEL_PREFIX, trainable_state_dict
 
     built = job_model(cell, default_runtime(), torch.device("cpu"), 2)
     save_file({MODEL_PREFIX + k: v.float() for k, v in trainable_state_dict(built.model).items()}, str(path))
@@ -141,8 +141,8 @@ def initial_weights(cell, path: Path) -> Path:
 
 
 def cell_paths(root: Path, cell: str, seed: int = 1) -> tuple[dict, dict]:
-    """(out, state) path dicts of contrastlab.train.train for a cell under `root`."""
-    from contrastlab import layout
+    """(out, state) path dicts of contrastlab.training.train.train for a cell under `root`."""
+    from contrastlab.plan import layout
 
     return layout.stage_files(str(root), "train", cell, seed), layout.train_state(str(root), cell, seed)
 
@@ -182,12 +182,12 @@ def cpu_flags() -> list[str]:
 
 
 def cpu_bf16() -> dict:
-    """Whether this CPU runs bf16 natively (contrastlab.native: oneDNN's flag and the measured
+    """Whether this CPU runs bf16 natively (contrastlab.training.native: oneDNN's flag and the measured
     slowdown against fp32) and what train.precision: auto picks here."""
     import torch
 
-    from contrastlab import native
-    from contrastlab.precision import resolve
+    from contrastlab.training import native
+    from contrastlab.training.precision import resolve
 
     how = native.support("bf16", torch.device("cpu"))
     return {"onednn_flag": native.onednn_flag("bf16"), "native": how.native, "slowdown_vs_fp32": how.slowdown,
@@ -199,7 +199,7 @@ def machine() -> dict:
     import torch
     import transformers
 
-    from contrastlab.provenance import cpu_name
+    from contrastlab.operations.provenance import cpu_name
 
     return {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(), "bf16": cpu_bf16(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -209,7 +209,7 @@ def machine() -> dict:
 
 
 def write_result(name: str, payload: dict, out: Path | None = None) -> Path:
-    from contrastlab.io import write_json
+    from contrastlab.operations.io import write_json
 
     out = out or RESULTS / f"{name}.json"
     write_json(out, {"benchmark": name, "machine": machine(), **payload})

@@ -1,6 +1,6 @@
 """Calibration of the verdict's statistics on simulated predictions of known truth, the full grid
 of issue 18: S in {1, 3, 5, 10} seeds x N in {200, 1000, 5000} test examples, for two truths
-(contrastlab.simulate.Truth): "seeds" (about one accuracy point of seed-to-seed spread) and
+(contrastlab.analysis.simulate.Truth): "seeds" (about one accuracy point of seed-to-seed spread) and
 "examples" (almost none: the seed x example noise dominates, the audit's case). Per cell: false
 positives at Δ = 0, power at the reported MDD and the 95% interval's coverage there; per truth:
 Holm's family-wise error over 14 null comparisons, and on the former procedure (Satterthwaite's df from
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contrastlab import calibration as cal
-from contrastlab.simulate import Truth
+from contrastlab.analysis import calibration as cal
+from contrastlab.analysis.simulate import Truth
 
 OUT = Path(__file__).resolve().parent / "results" / "calibration.json"
 TRUTHS = {"seeds": Truth(), "examples": Truth(seed_sd=0.02, draw_sd=0.02)}

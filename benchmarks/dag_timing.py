@@ -10,7 +10,7 @@ Timed (wall clock of the whole `snakemake` command, interleaved repeats, median 
 - default dry run, finished: the same once every output exists (each output file of the DAG is
   created empty and `snakemake --touch` marks them up to date in DAG order; no training runs);
 - tiny dry run / tiny no-op run: a finished TINY study (tests/configs/e2e_tiny.yaml with the
-  tiny random DeBERTa of contrastlab.random_model, really run once here) then `snakemake -n` and a real
+  tiny random DeBERTa of contrastlab.training.random_model, really run once here) then `snakemake -n` and a real
   `snakemake --cores 1` that finds nothing to do.
 The DAG's cost depends on the number of cells and jobs, not on the model's size: the tiny
 no-op stands for the no-op of a finished default run, whose real run would take ~30 minutes.
@@ -42,7 +42,7 @@ from pathlib import Path
 import yaml
 from _common import REPO, arguments, interleaved, recorded_before, write_result
 
-from contrastlab.random_model import make_random_deberta
+from contrastlab.training.random_model import make_random_deberta
 
 GOAL_S = 5.0
 SNAKEMAKE = [os.path.abspath(sys.executable), "-m", "snakemake"]

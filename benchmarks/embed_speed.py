@@ -6,9 +6,9 @@ padded batches.
 Every contender does the whole job from the same files: load the prepared split and the cell's
 trained weights (a baseline cell's `weights.safetensors`, written once here), run the encoder in
 eval mode without gradients, keep the final [CLS] of every example and write an .npz.
-- ours, fp32 and bf16: `contrastlab.embed.embed` (length-sorted batches, each padded to its
+- ours, fp32 and bf16: `contrastlab.training.embed.embed` (length-sorted batches, each padded to its
   longest) with train.precision fp32 / bf16 (bf16: autocast, SDPA attention, every linear layer
-  stored in bf16 since nothing trains: contrastlab.precision);
+  stored in bf16 since nothing trains: contrastlab.training.precision);
 - plain (fp32): the usual loop: batches in dataset order, every input padded to max_len.
 Same batch size (runtime.eval_batch_size 64), same threads (runtime.threads).
 
@@ -33,12 +33,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from contrastlab.config import DataConfig, ProbeConfig
-from contrastlab.data import prepare
-from contrastlab.embed import embed
-from contrastlab.io import atomic_path
-from contrastlab.model import load_tokenizer, load_trained
-from contrastlab.prepared import load_prepared
+from contrastlab.plan.config import DataConfig, ProbeConfig
+from contrastlab.data.splits import prepare
+from contrastlab.training.embed import embed
+from contrastlab.operations.io import atomic_path
+from contrastlab.training.model import load_tokenizer, load_trained
+from contrastlab.data.prepared import load_prepared
 
 GOAL = 1.0  # ours (fp32) over the plain loop: not set by the issue; ours should never be slower
 BATCH = 64

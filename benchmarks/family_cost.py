@@ -8,7 +8,7 @@ one fixed micro-batch of B real review snippets from the embedded corpus (seeded
 tokenised with the MiniLM tokenizer, padded to the longest as the training loop does; B
 defaults to config.yaml's train.batch_size), in config.yaml's train.precision unless
 --precision: bf16 is autocast with the CPU's eager attention and the frozen linear layers stored
-in bf16, as contrastlab.train's Trainer sets it up (contrastlab.precision).
+in bf16, as contrastlab.training.train's Trainer sets it up (contrastlab.training.precision).
 
 Step time (`--clock wall`, or `cpu`: the process's CPU time, robust when other jobs share the
 machine): forward + backward + grad-norm clipping + AdamW step, every variant on the same
@@ -45,12 +45,12 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from _common import arguments  # noqa: E402
 
-from contrastlab.config import CellConfig, RuntimeConfig  # noqa: E402
-from contrastlab.families import build_objective  # noqa: E402
-from contrastlab.jobmodel import job_model  # noqa: E402
-from contrastlab.model import load_tokenizer  # noqa: E402
-from contrastlab.precision import setup_precision  # noqa: E402
-from contrastlab.sources import embedded_path  # noqa: E402
+from contrastlab.plan.config import CellConfig, RuntimeConfig  # noqa: E402
+from contrastlab.objectives.families import build_objective  # noqa: E402
+from contrastlab.training.jobmodel import job_model  # noqa: E402
+from contrastlab.training.model import load_tokenizer  # noqa: E402
+from contrastlab.training.precision import setup_precision  # noqa: E402
+from contrastlab.data.sources import embedded_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "family_cost.json"
 _TRAIN = (yaml.safe_load((Path(__file__).resolve().parent.parent / "config.yaml").read_text()).get("train") or {})
@@ -88,7 +88,7 @@ def corpus_batch(device) -> dict:
 
 
 def setup(device, labels=None):
-    """The baseline cell's model as its training job builds it (contrastlab.jobmodel), and each
+    """The baseline cell's model as its training job builds it (contrastlab.training.jobmodel), and each
     variant's objective on it."""
     cell = CellConfig.model_validate({"cell": "baseline", "family": "baseline", "seed": 0,
                                       "model": {"name": "embedded", "max_len": MAX_LEN, "trainable_layers": TRAINABLE},

@@ -6,7 +6,7 @@ on the same threads.
 
 Workload: the default study's baseline cell (config.yaml: embedded MiniLM-L6, max_len 64, top 4
 layers trainable, its batch split unless --batch), the real length-grouped optimizer steps of
-epoch 0, run by contrastlab.train's `Trainer.step` (collate, autocast, forward, backward,
+epoch 0, run by contrastlab.training.train's `Trainer.step` (collate, autocast, forward, backward,
 clipping, AdamW, scheduler: what `train` runs per step), once with train.precision fp32 and
 once with bf16 (two Trainers, same seed and init).
 
@@ -14,7 +14,7 @@ FLOPs: `torch.utils.flop_counter.FlopCounterMode` over N real optimizer steps of
 the matmuls and attention that actually execute, so the frozen layers count for their forward
 only (autograd never computes their backward). In fp32 the attention runs in PyTorch's CPU flash
 kernels, which are not in torch's table and are registered here; in bf16 on the CPU the model
-uses attn_implementation "eager" (contrastlab.precision), whose attention is plain bmm/matmul,
+uses attn_implementation "eager" (contrastlab.training.precision), whose attention is plain bmm/matmul,
 already counted. FLOPs depend only on the batch shapes, so the same N steps are then timed
 without the counter.
 
@@ -43,9 +43,9 @@ from flop_formulas import CUSTOM_FLOPS
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from contrastlab.batching import epoch_steps, micro_batches
-from contrastlab.prepared import load_prepared
-from contrastlab.train import Trainer
+from contrastlab.training.batching import epoch_steps, micro_batches
+from contrastlab.data.prepared import load_prepared
+from contrastlab.training.train import Trainer
 
 GOALS = {"bf16": 0.5, "fp32": 0.6}  # bf16: issue #11; fp32: the earlier goal, kept
 PEAK_N = 2048

@@ -3,9 +3,9 @@
     python benchmarks/grid_speedups.py [--quick] [--only frozen threads compile buckets] [--steps S] [--repeats R]
 
 Run it on such a CPU as it is; on a CPU with native bf16 it re-executes itself with oneDNN, torch
-and MKL capped at AVX2 (contrastlab.native.AVX2_ONLY), as on an AVX2-only CPU, where
+and MKL capped at AVX2 (contrastlab.training.native.AVX2_ONLY), as on an AVX2-only CPU, where
 train.precision: auto runs fp32. Workload: the default baseline cell (config.yaml) on the default
-prepared data, real optimizer steps of epoch 0 (contrastlab.train.Trainer.step), fp32.
+prepared data, real optimizer steps of epoch 0 (contrastlab.training.train.Trainer.step), fp32.
 
 - frozen: with `model.trainable_layers: 4` of 6, the embeddings and the 2 lowest layers get the same
   input every epoch; caching their output would remove their forward pass from every step. Measured:
@@ -15,7 +15,7 @@ prepared data, real optimizer steps of epoch 0 (contrastlab.train.Trainer.step),
   together), each running the same S steps; examples/s of the machine.
 - compile: runtime.compile (torch.compile of the encoder's forward, dynamic shapes) against eager,
   in one process: the first step (with the compile), then the same steps alternately.
-- buckets: the length-grouped steps `train` uses (contrastlab.batching.epoch_steps) against
+- buckets: the length-grouped steps `train` uses (contrastlab.training.batching.epoch_steps) against
   uniformly random steps of the same size: padded tokens per epoch and step time.
 
 Writes benchmarks/results/grid_speedups.json.
@@ -35,11 +35,11 @@ from _common import arguments, cpu_bf16, default_cell, default_runtime, prepared
 import numpy as np
 import torch
 
-from contrastlab.batching import collate, epoch_steps
-from contrastlab.model import find_layers
-from contrastlab.native import AVX2_ONLY
-from contrastlab.prepared import load_prepared
-from contrastlab.train import Trainer
+from contrastlab.training.batching import collate, epoch_steps
+from contrastlab.training.model import find_layers
+from contrastlab.training.native import AVX2_ONLY
+from contrastlab.data.prepared import load_prepared
+from contrastlab.training.train import Trainer
 
 IDEAS = ["frozen", "threads", "buckets", "compile"]
 

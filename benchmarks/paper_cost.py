@@ -6,7 +6,7 @@ assumed GPU rates, until the GPU check (tools/gpu-check) measures them.
 FLOPs: torch.utils.flop_counter over one real `Trainer.step` (2 examples that fill the cell's
 max_len) of each distinct kind of cell of the preset (family, max_len, LoRA, stages, views, level:
 the sweeps over alpha, k, tau or layer sets change the FLOPs by a fraction of a percent), on a
-random-init model of DeBERTa-v3-base's shapes (contrastlab.random_model), and over one forward
+random-init model of DeBERTa-v3-base's shapes (contrastlab.training.random_model), and over one forward
 pass for evaluation. Counted on the CPU: FLOPs depend on shapes only. Per cell x seed:
 3 epochs x 20,000 training reviews (IMDB's 25,000 less 20% validation) plus forward passes over
 3 x 5,000 validation, 25,000 test and 5,000 embedded reviews; a cell given another's budget
@@ -31,21 +31,21 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from flop_formulas import CUSTOM_FLOPS
-from contrastlab.batching import collate
-from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
-from contrastlab.data import prepare
-from contrastlab.model import load_tokenizer
-from contrastlab.plan_cost import EPOCHS, JOB_START_S, N_EMBED, N_TEST, N_TRAIN, N_VAL, RATES, kind
-from contrastlab.prepared import load_prepared
-from contrastlab.random_model import make_random_deberta
-from contrastlab.study import plan
-from contrastlab.train import Trainer
+from contrastlab.training.batching import collate
+from contrastlab.plan.config import CellConfig, DataConfig, RuntimeConfig
+from contrastlab.data.splits import prepare
+from contrastlab.training.model import load_tokenizer
+from contrastlab.plan.plan_cost import EPOCHS, JOB_START_S, N_EMBED, N_TEST, N_TRAIN, N_VAL, RATES, kind
+from contrastlab.data.prepared import load_prepared
+from contrastlab.training.random_model import make_random_deberta
+from contrastlab.plan.study import plan
+from contrastlab.training.train import Trainer
 
 
 def long_csv(path: Path, n: int = 40) -> Path:
     import pandas as pd
 
-    from contrastlab.sources import embedded_path
+    from contrastlab.data.sources import embedded_path
 
     df = pd.read_csv(embedded_path()).dropna()
     texts = df.loc[df["category"] != "plot", "text"].tolist()

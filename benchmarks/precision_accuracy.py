@@ -5,11 +5,11 @@ the same examples.
 
 Cells: the baseline and one cell of each family of the full grid (config/grid.yaml), with the LoRA
 baseline that the token and cluster cells are compared with. Each is trained by
-`contrastlab.train.train` on the default study's prepared data, twice: train.precision fp32 and
+`contrastlab.training.train.train` on the default study's prepared data, twice: train.precision fp32 and
 bf16, with the same seed, data and config otherwise (the default study's recipe: 2 epochs of
 config.yaml's batch). Per cell: test accuracy in both, the difference Δ = bf16 − fp32 with its
-paired t 95% interval over the test examples (contrastlab.stats.paired_difference on the
-per-example correctness of predictions.csv) and McNemar's p (contrastlab.stats.mcnemar).
+paired t 95% interval over the test examples (contrastlab.analysis.stats.paired_difference on the
+per-example correctness of predictions.csv) and McNemar's p (contrastlab.analysis.stats.mcnemar).
 Verdict per cell: "within" when the interval includes 0 or bf16 is better, else "bf16 worse
 beyond its 95% interval". Goal: no cell worse beyond its interval.
 
@@ -35,8 +35,8 @@ from _common import arguments, cell_paths, default_cell, default_runtime, family
 import numpy as np
 import torch
 
-from contrastlab.stats import mcnemar, paired_difference
-from contrastlab.train import train
+from contrastlab.analysis.stats import mcnemar, paired_difference
+from contrastlab.training.train import train
 
 
 

@@ -4,14 +4,14 @@
                                          [--repeats R] [--steps S] [--splits 32x1 ...] [--no-avx2-row]
 
 Workload: the grid's cells (config/grid.yaml: embedded MiniLM-L6, max_len 64, its batch of
-32 examples per optimizer step) on the default prepared data, each run by contrastlab.train's
+32 examples per optimizer step) on the default prepared data, each run by contrastlab.training.train's
 own `Trainer` (`Trainer(cfg, runtime, data, device, total_steps).step(idx, epoch, step)`: collate,
 autocast, forward, backward, clipping, AdamW, scheduler: what `train` runs per step). For each
 cell four contenders are built: fp32 and bf16 (train.precision), each with the step's 32 examples
 as batch_size 16 x grad_accum 2 and as 32 x 1; nothing else differs (same seed, same init, same
 threads: runtime.threads).
 
-Timing: the real optimizer steps of epoch 0 (contrastlab.batching.epoch_steps: length-grouped,
+Timing: the real optimizer steps of epoch 0 (contrastlab.training.batching.epoch_steps: length-grouped,
 seeded); a round gives every contender the SAME S steps (same examples, same shapes), in a
 rotated order, after one warm-up step each; R rounds; samples/s of a contender = the examples of a
 round over its median round time. Cells are measured one after the other (four models in memory
@@ -24,7 +24,7 @@ Ratios: bf16 over fp32 at the same split (goal >= GOAL for the baseline), and th
 (bf16 at config.yaml's split) over the old one (fp32, 16 x 2).
 
 The AVX2-only row: on a CPU with native bf16, the baseline is measured once more in a subprocess
-whose oneDNN is capped at AVX2 (contrastlab.native.AVX2_ONLY: ONEDNN_MAX_CPU_ISA=AVX2
+whose oneDNN is capped at AVX2 (contrastlab.training.native.AVX2_ONLY: ONEDNN_MAX_CPU_ISA=AVX2
 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2), which turns oneDNN's bf16 kernels off: bf16
 then runs torch's scalar fallback, as on a CPU without avx512_bf16 or AMX; 32 x 1, 2 rounds of 1
 step (an emulated bf16 step takes seconds). On a CPU without native bf16 the main run is that row
@@ -50,10 +50,10 @@ from _common import (arguments, cpu_bf16, default_cell, grid_config, default_run
 
 import torch
 
-from contrastlab.batching import epoch_steps
-from contrastlab.native import AVX2_ONLY
-from contrastlab.prepared import load_prepared
-from contrastlab.train import Trainer
+from contrastlab.training.batching import epoch_steps
+from contrastlab.training.native import AVX2_ONLY
+from contrastlab.data.prepared import load_prepared
+from contrastlab.training.train import Trainer
 
 GOAL = 1.8  # bf16 over fp32, baseline (issue #11)
 SPLITS = [(16, 2), (32, 1)]

@@ -29,9 +29,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from contrastlab.io import write_json
-from contrastlab.plots import tsne_2d
-from contrastlab.probe import ProbeSettings, probe
+from contrastlab.operations.io import write_json
+from contrastlab.analysis.plots import tsne_2d
+from contrastlab.analysis.probe import ProbeSettings, probe
 
 ACC_TOL, CLUSTER_TOL, TSNE_TOL = 0.005, 0.02, 0.03
 GOAL = 0.35

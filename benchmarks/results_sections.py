@@ -37,7 +37,7 @@ def section_trainer(r: dict) -> list[str]:
 def section_precision_speed(r: dict) -> list[str]:
     splits = r["splits"]
     lines = [f"Real optimizer steps of {r['step_size']} examples (epoch 0 of the default prepared data, max_len "
-             f"{r['max_len']}), run by `contrastlab.train.Trainer.step`; per cell four contenders (fp32 / bf16 x "
+             f"{r['max_len']}), run by `contrastlab.training.train.Trainer.step`; per cell four contenders (fp32 / bf16 x "
              f"{' / '.join(splits)}) given the same {r['steps_per_round']} step(s) per round, {r['repeats']} "
              f"interleaved rounds (rotated order), {r['threads']} threads; samples/s = median over rounds. "
              f"config.yaml's default: {r['default_precision']}, {r['default_split']}.", "",
@@ -155,11 +155,11 @@ def section_accuracy(r: dict) -> list[str]:
              if r.get("quick") else
              (f"{r['max_steps']} optimizer steps" if r.get("max_steps") else f"{r['epochs']} epochs")
              + f" of {r['batch_size']} x {r['grad_accum']}, the default study's recipe")
-    lines = [f"Each cell trained by `contrastlab.train.train` on the default prepared data in fp32 and in bf16, same "
+    lines = [f"Each cell trained by `contrastlab.training.train.train` on the default prepared data in fp32 and in bf16, same "
              f"seed ({r['seed']}) and config otherwise; {scope}. Δ = bf16 − fp32 test accuracy, "
              + (f"paired bootstrap 95% interval over the test examples ({r['n_boot']} draws; recorded before the "
-                "t interval of contrastlab.stats)" if "n_boot" in r else
-                "paired t 95% interval over the test examples (contrastlab.stats.paired_difference)")
+                "t interval of contrastlab.analysis.stats)" if "n_boot" in r else
+                "paired t 95% interval over the test examples (contrastlab.analysis.stats.paired_difference)")
              + ", McNemar p on the same predictions. "
              "One seed per arm: the interval covers the test-set sampling, not training's seed-to-seed spread.", "",
              "| cell | family | n test | fp32 acc | bf16 acc | Δ (bf16 − fp32) | 95% interval | McNemar p | "
@@ -207,7 +207,7 @@ def section_embed(r: dict) -> list[str]:
                      f"**{c['bf16_over_fp32']:.2f}x** | {c['bf16_min_cosine']:.6f} |")
     lines += ["", "bf16 / fp32 has no goal in the issue: it is the figure. `embed` has no backward pass, so in bf16 "
               "it keeps SDPA attention, whose bf16 forward is the fastest, and stores every linear layer in "
-              "bf16 (contrastlab.precision)."]
+              "bf16 (contrastlab.training.precision)."]
     return lines
 
 
@@ -284,7 +284,7 @@ def section_dag(r: dict) -> list[str]:
 
 def section_calibration(r: dict) -> list[str]:
     b = r["bands"]
-    lines = [f"Simulated studies of known truth (contrastlab.simulate), {r['reps']} replicates per cell; truth "
+    lines = [f"Simulated studies of known truth (contrastlab.analysis.simulate), {r['reps']} replicates per cell; truth "
              "\"seeds\": about one accuracy point of seed-to-seed spread, \"examples\": almost none (seed x example "
              "noise dominates). S = 1 takes the seed variance from a pilot (analysis.seed_sd). Bands (issue 18): "
              f"false positives {b['false_positives']}, power at the reported MDD {b['power']}, coverage of the "

@@ -55,7 +55,7 @@ def setup(tmp: Path) -> dict:
 
 def spec_of(s: dict, stage: str, cell: str, run_dir: Path) -> dict:
     """What the rule would hand its script (the snakemake object)."""
-    from contrastlab import layout
+    from contrastlab.plan import layout
 
     cfg = s["cells"][cell]
     root, seed = str(run_dir / "results"), cfg["seed"]

@@ -5,18 +5,18 @@
 Every contender trains the same `Classifier` (the default study's embedded MiniLM-L6, top 4
 layers trainable, max_len 64) on the same N training examples for E epochs, with config.yaml's
 batch (its batch_size x grad_accum unless --batch), the same seed, threads, optimizer and
-schedule (ours: `contrastlab.optim.build_optimizer`, handed to Trainer as
+schedule (ours: `contrastlab.training.optim.build_optimizer`, handed to Trainer as
 `optimizers=(opt, sched)`, so only the loop differs):
 
 fp32 (train.precision fp32; Trainer without bf16):
-- ours: `contrastlab.train.train` itself (dynamic padding, length-grouped steps);
+- ours: `contrastlab.training.train.train` itself (dynamic padding, length-grouped steps);
 - Trainer "as the reference used it": every input padded to max_len (DataCollatorWithPadding,
   padding="max_length"), random sampler;
 - Trainer "at its best": pad to the longest of the batch, `train_sampling_strategy=
   "group_by_length"` (transformers 5.x; `group_by_length=True` before).
 bf16:
 - ours bf16: `train` with train.precision bf16 (autocast; on the CPU eager attention and the
-  frozen linear layers stored in bf16: contrastlab.precision);
+  frozen linear layers stored in bf16: contrastlab.training.precision);
 - Trainer bf16 at its best: `bf16=True`, dynamic padding + group_by_length, and the Trainer's own
   choices otherwise: the model as a user builds it (transformers' default SDPA attention,
   float32 weights), autocast by the Trainer (accelerate);
@@ -36,7 +36,7 @@ RNG, and the samplers differ, so the runs do not see the same batches: accuracy 
 within a tolerance, not for equality.
 
 Accuracy: each trained model is evaluated on the same test examples with the same batching
-(contrastlab.batching.eval_batches, autocast as in training): ours by `train` itself
+(contrastlab.training.batching.eval_batches, autocast as in training): ours by `train` itself
 (Trainer.predict), the HF models by the same loop here. "Same accuracy" = within ACC_TOL (the 95%
 sampling interval of the difference of two classifiers' accuracies on this many test examples,
 roughly).
@@ -60,12 +60,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import contrastlab.train as ours_train
-from contrastlab.batching import collate, eval_batches
-from contrastlab.jobmodel import job_model, seed_everything
-from contrastlab.model import build_classifier, load_tokenizer
-from contrastlab.optim import build_optimizer
-from contrastlab.prepared import load_prepared
+import contrastlab.training.train as ours_train
+from contrastlab.training.batching import collate, eval_batches
+from contrastlab.training.jobmodel import job_model, seed_everything
+from contrastlab.training.model import build_classifier, load_tokenizer
+from contrastlab.training.optim import build_optimizer
+from contrastlab.data.prepared import load_prepared
 
 SEGMENT = 4  # optimizer steps per turn
 # name -> (label, precision, kind); kind: ours | padded | grouped | grouped_our_model
@@ -240,7 +240,7 @@ def run_trainer(turns: Turns, cfg, runtime, prepared: Path, workdir: Path, kind:
 
 def contender(name: str, conn, cfg_dict: dict, runtime_dict: dict, prepared: str, workdir: str) -> None:
     """Child process: one contender, in its process's main thread, as a training job runs."""
-    from contrastlab.config import CellConfig, RuntimeConfig
+    from contrastlab.plan.config import CellConfig, RuntimeConfig
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
     runtime = RuntimeConfig.model_validate(runtime_dict)

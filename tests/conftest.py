@@ -27,7 +27,7 @@ def tokenizer():
 def max_micro_batch(monkeypatch):
     """`set_limit("8")` or `set_limit("cellA=8")`: training runs out of GPU memory above that
     micro-batch, here and in the workflow's jobs (tests/oom_injection.py)."""
-    from contrastlab.train import Trainer
+    from contrastlab.training.train import Trainer
 
     monkeypatch.setattr(Trainer, "step", oom_injection.limited_step(Trainer.step))
     return lambda value: monkeypatch.setenv(oom_injection.VAR, value)

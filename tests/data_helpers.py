@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from contrastlab.config import DataConfig
+from contrastlab.plan.config import DataConfig
 
 WORDS = "good bad fine dull sharp slow bright flat warm cold".split()
 SPLITS = ("train", "val", "test")

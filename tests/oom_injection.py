@@ -4,7 +4,7 @@ $CONTRASTLAB_TEST_MAX_MICRO_BATCH ("8" for every cell, or "cellA=8,cellB=4") set
 `Trainer.step` then raises torch.OutOfMemoryError before a micro-batch above it. The package knows
 nothing of it: the `max_micro_batch` fixture (conftest.py) patches the test's own process, and
 puts oom_site/ first on the PYTHONPATH of the workflow's jobs (`python_path`), whose sitecustomize
-patches contrastlab.train when a job imports it. Torch-free at import: every Python the workflow
+patches contrastlab.training.train when a job imports it. Torch-free at import: every Python the workflow
 starts (Snakemake itself too) imports this when the variable is set.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def limited_step(step):
     def step_with_limit(self, idx, epoch, n):
         import torch
 
-        from contrastlab.batching import micro_batches
+        from contrastlab.training.batching import micro_batches
 
         limit, largest = limit_of(self.cfg.cell), max(len(p) for p in micro_batches(idx, self.micro))
         if limit is not None and largest > limit:
@@ -42,10 +42,10 @@ def limited_step(step):
 
 
 class _PatchTrainOnImport(importlib.abc.MetaPathFinder):
-    """Wraps Trainer.step as soon as contrastlab.train has been executed, in a job's process."""
+    """Wraps Trainer.step as soon as contrastlab.training.train has been executed, in a job's process."""
 
     def find_spec(self, name, path, target=None):
-        if name != "contrastlab.train":
+        if name != "contrastlab.training.train":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)

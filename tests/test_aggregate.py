@@ -11,15 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contrastlab import families, layout
-from contrastlab.aggregate import figures
-from contrastlab.aggregate.collect import collect
-from contrastlab.aggregate.compare import compare_all
-from contrastlab.aggregate.tables import fmt_p
-from contrastlab.aggregate.run import aggregate
-from contrastlab.aggregate.verdict import landing_page, verdict_lines
-from contrastlab.stats import detectable, holm
-from contrastlab.study import report_outputs
+from contrastlab.objectives import families
+
+from contrastlab.plan import layout
+from contrastlab.analysis.aggregate import figures
+from contrastlab.analysis.aggregate.collect import collect
+from contrastlab.analysis.aggregate.compare import compare_all
+from contrastlab.analysis.aggregate.tables import fmt_p
+from contrastlab.analysis.aggregate.run import aggregate
+from contrastlab.analysis.aggregate.verdict import landing_page, verdict_lines
+from contrastlab.analysis.stats import detectable, holm
+from contrastlab.plan.study import report_outputs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEEDS = [1, 2, 3]
@@ -479,8 +481,8 @@ def test_cells_are_compared_with_their_reference_listed_after_the_baseline(tmp_p
 
 
 def test_legend_labels_fall_back_to_cell_names_when_sweep_values_do_not_tell_cells_apart():
-    from contrastlab.aggregate.collect import CellInfo, Study
-    from contrastlab.aggregate.figures import _labels
+    from contrastlab.analysis.aggregate.collect import CellInfo, Study
+    from contrastlab.analysis.aggregate.figures import _labels
 
     def info(name, experiment, sweep, params):
         return CellInfo(name, experiment, "scl", "baseline", sweep, params)

@@ -3,10 +3,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from contrastlab.attention import cls_attention
-from contrastlab.config import LoraConfig, ModelConfig
-from contrastlab.hfconfig import model_location
-from contrastlab.model import build_classifier
+from contrastlab.objectives.attention import cls_attention
+from contrastlab.plan.config import LoraConfig, ModelConfig
+from contrastlab.plan.hfconfig import model_location
+from contrastlab.training.model import build_classifier
 
 TEXTS = ["a short one", "an utterly charming, funny and surprisingly moving film about growing up",
          "dull."]

@@ -1,13 +1,13 @@
-"""The verdict's statistics against simulated truth (contrastlab.simulate, .calibration): false
+"""The verdict's statistics against simulated truth (contrastlab.analysis.simulate, .calibration): false
 positives, coverage, power at the reported MDD, Holm's family-wise error and the seeds a line
 recommends. A smaller grid than benchmarks/calibration.py (RESULTS.md has the full one), with
 1000 replicates: a rate of 5% then has a binomial standard error of 0.7 points."""
 import numpy as np
 import pytest
 
-from contrastlab import calibration as cal
-from contrastlab.simulate import Truth
-from contrastlab.stats import difference_batch
+from contrastlab.analysis import calibration as cal
+from contrastlab.analysis.simulate import Truth
+from contrastlab.analysis.stats import difference_batch
 
 SEEDS = Truth()  # about one accuracy point of seed-to-seed spread
 EXAMPLES = Truth(seed_sd=0.02, draw_sd=0.02)  # almost none: seed x example noise dominates (the audit's case)

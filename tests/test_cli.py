@@ -5,7 +5,7 @@ import json
 import yaml
 
 from contrastlab.cli import REPO, main
-from contrastlab.schema import write_reference
+from contrastlab.plan.schema import write_reference
 from workflow_helpers import write_config
 
 
@@ -28,11 +28,11 @@ def test_rerun_trains_one_cell_outside_snakemake_into_its_usual_files(tiny_deber
     config = write_config(tmp_path / "study.yaml", tiny_deberta_dir, **{"results": str(tmp_path / "results"),
                                                                         "experiments": {"baseline": {}}})
     monkeypatch.chdir(tmp_path)
-    from contrastlab import layout
-    from contrastlab.config import DataConfig
-    from contrastlab.data import prepare
-    from contrastlab.model import load_tokenizer
-    from contrastlab.study import plan
+    from contrastlab.plan import layout
+    from contrastlab.plan.config import DataConfig
+    from contrastlab.data.splits import prepare
+    from contrastlab.training.model import load_tokenizer
+    from contrastlab.plan.study import plan
 
     prep = next(iter(plan(yaml.safe_load(config.read_text())).preps.values()))  # where the rerun looks
     prepare(DataConfig.model_validate(prep.data), load_tokenizer(prep.tokenizer), prep.max_len,

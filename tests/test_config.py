@@ -13,8 +13,8 @@ import yaml
 
 from contrastlab.cli import main as cli
 from contrastlab.cli import read_config
-from contrastlab.config import ConfigError, TrainConfig
-from contrastlab.study import plan
+from contrastlab.plan.config import ConfigError, TrainConfig
+from contrastlab.plan.study import plan
 from workflow_helpers import REPO, copy_workflow, local_env, planned_cells, planned_jobs, set_key, snakemake, write_config
 
 
@@ -145,8 +145,8 @@ def test_paths_and_sources_are_checked_at_dag_build(own_csv, override, message):
 
 
 def test_an_offline_hub_dataset_fails_in_its_job_with_one_line_that_says_what_to_do(monkeypatch):
-    from contrastlab.config import DataConfig
-    from contrastlab.data import DataError, load_splits
+    from contrastlab.plan.config import DataConfig
+    from contrastlab.data.splits import DataError, load_splits
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -158,8 +158,8 @@ def test_an_offline_hub_dataset_fails_in_its_job_with_one_line_that_says_what_to
 
 
 def test_an_offline_hub_model_fails_in_its_job_with_one_line_that_says_what_to_do():
-    from contrastlab.config import ModelConfig
-    from contrastlab.model import build_classifier, load_tokenizer
+    from contrastlab.plan.config import ModelConfig
+    from contrastlab.training.model import build_classifier, load_tokenizer
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # conftest: the tests never reach the hub
     for load in (lambda: load_tokenizer("contrastlab-test/no-such-model"),

@@ -4,8 +4,8 @@ name is expected says to quote it."""
 import pytest
 
 from contrastlab.cli import main as cli
-from contrastlab.config import ConfigError
-from contrastlab.configfile import read_config
+from contrastlab.plan.config import ConfigError
+from contrastlab.plan.configfile import read_config
 from workflow_helpers import snakemake, write_config
 
 TWICE = {

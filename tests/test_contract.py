@@ -1,4 +1,4 @@
-"""The family contract (contrastlab.contract), over every family in contrastlab.families.NAMES, so a
+"""The family contract (contrastlab.plan.contract), over every family in contrastlab.objectives.families.NAMES, so a
 new family is tested without being named here: each output's builder, caption and signature, its
 outputs built from fake results of every family (a table reports its own cells), the plan's checks
 with the culprit named, and a family copied under a new name, end to end: it plans, builds its own
@@ -16,12 +16,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from contrastlab import families, layout
-from contrastlab.aggregate.outputs import COMMON
-from contrastlab.aggregate.run import aggregate
+from contrastlab.objectives import families
+
+from contrastlab.plan import layout
+from contrastlab.analysis.aggregate.outputs import COMMON
+from contrastlab.analysis.aggregate.run import aggregate
 from contrastlab.cli import main
-from contrastlab.contract import BUILDER_PARAMS, KINDS, ContractError, Output, check_outputs, resolve
-from contrastlab.provenance import PACKAGE, import_closure
+from contrastlab.plan.contract import BUILDER_PARAMS, KINDS, ContractError, Output, check_outputs, resolve
+from contrastlab.operations.provenance import PACKAGE, import_closure
 from test_aggregate import PNG_MAGIC, base_correct, better, run_of
 from workflow_helpers import REPO, copy_workflow, snakemake
 
@@ -71,14 +73,14 @@ def test_every_builder_writes_its_files_and_a_table_holds_its_own_cells(built, o
 def test_the_aggregate_imports_no_family():
     """One way: a family's report imports the aggregate's helpers, never the reverse."""
     for path in sorted((PACKAGE / "aggregate").glob("*.py")):
-        module = f"contrastlab.aggregate.{path.stem}".removesuffix(".__init__")
+        module = f"contrastlab.analysis.aggregate.{path.stem}".removesuffix(".__init__")
         assert not [p for p in import_closure(module) if "families" in p.relative_to(PACKAGE).parts], module
 
 
 def good_output(tmp_path, **changes) -> Output:
     caption = tmp_path / "x.rst"
     caption.write_text("**X.** What it shows.\n")
-    fields = dict(name="x", kind="table", title="X", builder="contrastlab.families.rdrop.report:rdrop",
+    fields = dict(name="x", kind="table", title="X", builder="contrastlab.objectives.families.rdrop.report:rdrop",
                   caption=caption, family="rdrop")
     return Output(**{**fields, **changes})
 
@@ -86,11 +88,11 @@ def good_output(tmp_path, **changes) -> Output:
 @pytest.mark.parametrize("changes, message", [
     ({"kind": "chart"}, "rdrop: output 'x': kind 'chart' is not one of table, figure"),
     ({"caption": "/nowhere/x.rst"}, "rdrop: output 'x': its caption /nowhere/x.rst is missing or empty"),
-    ({"builder": "contrastlab.families.rdrop.report:nothing"}, "defines no function 'nothing'"),
-    ({"builder": "contrastlab.families.rdrop.nowhere:rdrop"},
-     "builder 'contrastlab.families.rdrop.nowhere:rdrop' is not"),
+    ({"builder": "contrastlab.objectives.families.rdrop.report:nothing"}, "defines no function 'nothing'"),
+    ({"builder": "contrastlab.objectives.families.rdrop.nowhere:rdrop"},
+     "builder 'contrastlab.objectives.families.rdrop.nowhere:rdrop' is not"),
     # the aggregate's own builders have another call; a family's must have the contract's
-    ({"builder": "contrastlab.aggregate.tables:headline"},
+    ({"builder": "contrastlab.analysis.aggregate.tables:headline"},
      "builder headline(study, comp) must take (study, comp, cells, paths)"),
 ])
 def test_the_plans_check_names_the_output_and_what_is_wrong(tmp_path, changes, message):
@@ -123,10 +125,10 @@ def test_contrastlab_check_stops_on_a_broken_contract_in_one_line(monkeypatch, c
 BUILD_COPY = """
 import json, sys
 import yaml
-from contrastlab import layout
-from contrastlab.aggregate.run import aggregate
+from contrastlab.plan import layout
+from contrastlab.analysis.aggregate.run import aggregate
 from contrastlab.cli import main
-from contrastlab.study import plan
+from contrastlab.plan.study import plan
 from test_aggregate import base_correct, better, run_of, same_accuracy
 
 config, root = sys.argv[1:]
@@ -182,7 +184,7 @@ def test_a_copied_family_under_new_output_names_plans_and_builds_its_own_tables(
     finally:
         init.write_text(text)  # the duplicate test shares the copy
     made = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert made["builders"]["rdropcopy"] == "contrastlab.families.rdropcopy.report:rdrop"
+    assert made["builders"]["rdropcopy"] == "contrastlab.objectives.families.rdropcopy.report:rdrop"
     copy_md = Path(made["outputs"]["rdropcopy_md"]).read_text()
     assert copy_md.startswith("# R-Drop copy:")  # built by the copy's code, not rdrop's
     assert Path(made["outputs"]["rdrop_md"]).read_text().startswith("# R-Drop: one-")

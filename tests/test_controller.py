@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from contrastlab.cli import main
-from contrastlab.controller import job_prefix, sbatch_command
+from contrastlab.operations.controller import job_prefix, sbatch_command
 from workflow_helpers import REPO
 
 PROFILE = REPO / "profiles" / "slurm"

@@ -1,4 +1,4 @@
-"""The training cost of a cell (contrastlab.cost, contrastlab.flopcount) and compute-matched
+"""The training cost of a cell (contrastlab.plan.cost, contrastlab.plan.flopcount) and compute-matched
 controls (train.match_budget): passes per family from its Params, FLOPs against a hand count,
 the step arithmetic of a matched budget, its DAG errors, the verdict's remark, and a tiny
 end-to-end run whose matched cell trains the expected number of steps."""
@@ -8,18 +8,20 @@ import pandas as pd
 import pytest
 import torch
 
-from contrastlab import families, layout
-from contrastlab.aggregate.collect import CellInfo, Study
-from contrastlab.aggregate.verdict import verdict_lines
-from contrastlab.config import ConfigError, ModelConfig, RuntimeConfig, TrainConfig
-from contrastlab.cost import compute_remark, passes, train_cost
-from contrastlab.data import prepare
-from contrastlab.flopcount import layer_weights, per_token
-from contrastlab.hfconfig import model_info
-from contrastlab.model import load_tokenizer
-from contrastlab.prepared import load_prepared
-from contrastlab.study import plan
-from contrastlab.train import train
+from contrastlab.objectives import families
+
+from contrastlab.plan import layout
+from contrastlab.analysis.aggregate.collect import CellInfo, Study
+from contrastlab.analysis.aggregate.verdict import verdict_lines
+from contrastlab.plan.config import ConfigError, ModelConfig, RuntimeConfig, TrainConfig
+from contrastlab.plan.cost import compute_remark, passes, train_cost
+from contrastlab.data.splits import prepare
+from contrastlab.plan.flopcount import layer_weights, per_token
+from contrastlab.plan.hfconfig import model_info
+from contrastlab.training.model import load_tokenizer
+from contrastlab.data.prepared import load_prepared
+from contrastlab.plan.study import plan
+from contrastlab.training.train import train
 
 
 @pytest.mark.parametrize("family, loss, expected", [
@@ -183,7 +185,7 @@ def test_every_comparison_table_shows_the_cost_and_the_verdict_flags_an_unmatche
     import json
 
     from test_aggregate import all_outputs, base_correct, declared, run_of, same_accuracy
-    from contrastlab.aggregate.run import aggregate
+    from contrastlab.analysis.aggregate.run import aggregate
 
     grid = {"baseline": ("baseline", "baseline", {}, {}, base_correct),
             "rdrop_stages1": ("rdrop", "rdrop", {"stages": 1}, {"stages": 1}, same_accuracy),

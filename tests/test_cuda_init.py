@@ -7,12 +7,16 @@ import os
 import pytest
 import torch
 
-from contrastlab import devices, layout, train as train_module
-from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
-from contrastlab.data import prepare
-from contrastlab.devices import init_device
-from contrastlab.model import load_tokenizer
-from contrastlab.provenance import run_record
+from contrastlab.operations import devices
+
+from contrastlab.plan import layout
+
+from contrastlab.training import train as train_module
+from contrastlab.plan.config import CellConfig, DataConfig, RuntimeConfig
+from contrastlab.data.splits import prepare
+from contrastlab.operations.devices import init_device
+from contrastlab.training.model import load_tokenizer
+from contrastlab.operations.provenance import run_record
 
 # torch.cuda calls that need, or create, an initialised CUDA context
 STATEFUL = ("get_rng_state", "get_rng_state_all", "set_rng_state", "set_rng_state_all", "get_device_name",
@@ -111,7 +115,7 @@ def test_a_job_that_falls_back_to_the_cpu_never_initialises_cuda(monkeypatch, ti
 
 
 def test_a_gpu_job_asks_only_its_own_device_for_rng_state(monkeypatch):
-    from contrastlab.contrastive import _rng_state, _set_rng_state
+    from contrastlab.objectives.contrastive import _rng_state, _set_rng_state
 
     cuda = UninitialisedCuda(monkeypatch)
     state = _rng_state(torch.device("cuda:1"))

@@ -1,4 +1,4 @@
-"""contrastlab.data: sources, stratified splits, caps, duplicates and overlap, label noise.
+"""contrastlab.data.splits: sources, stratified splits, caps, duplicates and overlap, label noise.
 Bad inputs: test_data_errors.py; prepare and the prepared data: test_prepared.py."""
 import os
 
@@ -17,10 +17,10 @@ from data_helpers import (SPLITS, class_counts, files_cfg, frame,  # noqa: E402
                           within_one_of_proportional, write)
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from contrastlab import sources  # noqa: E402
-from contrastlab.config import DataConfig  # noqa: E402
-from contrastlab.data import DataError, flip_labels, load_splits, prepare  # noqa: E402
-from contrastlab.prepared import load_prepared  # noqa: E402
+from contrastlab.data import sources  # noqa: E402
+from contrastlab.plan.config import DataConfig  # noqa: E402
+from contrastlab.data.splits import DataError, flip_labels, load_splits, prepare  # noqa: E402
+from contrastlab.data.prepared import load_prepared  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def test_train_test_overlap_is_reported_and_saved_by_prepare(tmp_path, tokenizer
     val = frame(3).assign(review=lambda d: "val " + d["review"])
     cfg = files_cfg({"train": write(train, tmp_path / "train.csv"), "val": write(val, tmp_path / "val.csv"),
                      "test": write(test, tmp_path / "test.csv")})
-    with caplog.at_level(logging.WARNING, logger="contrastlab.data"):
+    with caplog.at_level(logging.WARNING, logger="contrastlab.data.splits"):
         _, _, summary = load_splits(cfg)
     assert summary["overlap"] == {"train_test": 3, "train_val": 0, "val_test": 0}
     assert any(r.getMessage().startswith("3 test texts also appear in train") for r in caplog.records)

@@ -1,4 +1,4 @@
-"""contrastlab.data: every bad input (columns, labels, encodings, JSON, duplicates) is named by file and row."""
+"""contrastlab.data.splits: every bad input (columns, labels, encodings, JSON, duplicates) is named by file and row."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 from data_helpers import files_cfg, frame, write  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from contrastlab.config import ConfigError, DataConfig, validate  # noqa: E402
-from contrastlab.data import DataError, load_splits  # noqa: E402
+from contrastlab.plan.config import ConfigError, DataConfig, validate  # noqa: E402
+from contrastlab.data.splits import DataError, load_splits  # noqa: E402
 
 # ---- bad input ----------------------------------------------------------------------------
 
@@ -247,7 +247,7 @@ def _with_duplicates(tmp_path) -> tuple[str, pd.DataFrame]:
 
 def test_duplicates_drop_repeats_and_every_copy_of_a_conflicting_text(tmp_path, caplog):
     path, df = _with_duplicates(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="contrastlab.data"):
+    with caplog.at_level(logging.WARNING, logger="contrastlab.data.splits"):
         data, _, summary = load_splits(files_cfg({"train": path}))
     texts = [t for d in data.values() for t in d["text"]]
     assert summary["duplicates"]["train"] == {"repeated_rows": 2, "conflicting_rows": 2}
@@ -274,7 +274,7 @@ def test_duplicates_error_names_the_first_row(tmp_path):
 
 def test_duplicates_keep_keeps_every_row(tmp_path, caplog):
     path, df = _with_duplicates(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="contrastlab.data"):
+    with caplog.at_level(logging.WARNING, logger="contrastlab.data.splits"):
         data, _, summary = load_splits(files_cfg({"train": path}, duplicates="keep"))
     assert sorted(r for d in data.values() for r in d["row"]) == list(range(1, 44))
     assert summary["duplicates"]["train"] == {"repeated_rows": 2, "conflicting_rows": 2}

@@ -14,9 +14,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from data_helpers import files_cfg, frame, write  # noqa: E402
 
-from contrastlab.config import ConfigError, DataConfig, StudyConfig, validate  # noqa: E402
-from contrastlab.data import DataError, load_splits  # noqa: E402
-from contrastlab.preps import draw_problem  # noqa: E402
+from contrastlab.plan.config import ConfigError, DataConfig, StudyConfig, validate  # noqa: E402
+from contrastlab.data.splits import DataError, load_splits  # noqa: E402
+from contrastlab.data.preps import draw_problem  # noqa: E402
 
 
 def _error(cfg) -> str:
@@ -202,7 +202,7 @@ def test_a_column_name_with_a_stray_space_is_visible_in_the_message(tmp_path):
 # ---- class 3: splits and caps ------------------------------------------------------------------
 
 def _plan_error(**data) -> str:
-    from contrastlab.study import plan
+    from contrastlab.plan.study import plan
     with pytest.raises(ConfigError) as err:
         plan({"data": data, "model": {"max_len": 32}, "experiments": {"baseline": {}}}, "s.yaml")
     return str(err.value)
@@ -245,7 +245,7 @@ def test_label_noise_that_inverts_binary_labels_stops_prepare_when_undeclared(tm
     ({"few_shot_n": 20, "max_train": 50}, "cell baseline: data.max_train = 50 would cut the few-shot train set "
                                           "(few_shot_n = 20 per class x 3 classes = 60 rows)")])
 def test_limits_that_need_the_class_count_stop_the_config_check_when_labels_are_undeclared(tmp_path, data, expected):
-    from contrastlab.study import plan
+    from contrastlab.plan.study import plan
     files = {"source": "files", "files": {"train": write(frame(40, classes=("a", "b", "c")), tmp_path / "d.csv")},
              "text_column": "review", "label_column": "sentiment"}
     study = {"data": {**files, **data}, "model": {"max_len": 32}, "experiments": {"baseline": {}}}

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from contrastlab import devices
-from contrastlab.devices import DevicesBusy, DeviceUnavailable, pick_device
+from contrastlab.operations import devices
+from contrastlab.operations.devices import DevicesBusy, DeviceUnavailable, pick_device
 
 CTX = mp.get_context("fork")  # a process per claimer, like a Snakemake job (fork: no torch re-import)
 

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from data_helpers import files_cfg, frame, write
 
-from contrastlab.config import DataConfig, StudyConfig, validate
-from contrastlab.data import load_splits
-from contrastlab.grid import expand_grid
-from contrastlab.preps import plan_preps, resolved_data
-from contrastlab.study import plan
+from contrastlab.plan.config import DataConfig, StudyConfig, validate
+from contrastlab.data.splits import load_splits
+from contrastlab.plan.grid import expand_grid
+from contrastlab.data.preps import plan_preps, resolved_data
+from contrastlab.plan.study import plan
 from workflow_helpers import snakemake, write_config
 
 

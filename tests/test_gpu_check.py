@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from contrastlab.families import NAMES
+from contrastlab.objectives.families import NAMES
 from workflow_helpers import REPO, local_env
 
 pytestmark = pytest.mark.e2e

@@ -1,8 +1,8 @@
 """Grid expansion: experiments x sweeps x seeds -> uniquely named cells with resolved configs."""
 import pytest
 
-from contrastlab.config import ConfigError, StudyConfig
-from contrastlab.grid import expand_grid
+from contrastlab.plan.config import ConfigError, StudyConfig
+from contrastlab.plan.grid import expand_grid
 
 BASE = {"data": {"source": "embedded"}, "model": {"name": "embedded", "max_len": 64}, "train": {"epochs": 1},
         "seeds": [1, 2], "runtime": {"device": "cpu", "log_every": 5, "threads": 2}}
@@ -69,7 +69,7 @@ def test_grid_errors_name_the_file_the_key_path_and_the_cell(experiments, messag
         except Exception as err:  # the top-level model's own errors come through validate() in plan()
             if isinstance(err, ConfigError):
                 raise
-            from contrastlab.config import validate
+            from contrastlab.plan.config import validate
             validate(StudyConfig, {**BASE, "experiments": experiments}, "my.yaml")
     assert str(e.value).startswith("my.yaml: ") and message in str(e.value), str(e.value)
     assert "\n" not in str(e.value)

@@ -1,13 +1,13 @@
-"""contrastlab.jobmodel: the one way a job builds its model, and the checks only a job can make."""
+"""contrastlab.training.jobmodel: the one way a job builds its model, and the checks only a job can make."""
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from contrastlab.config import CellConfig, ConfigError, RuntimeConfig
-from contrastlab.jobmodel import job_model
-from contrastlab.model import MODEL_PREFIX, trainable_state_dict
+from contrastlab.plan.config import CellConfig, ConfigError, RuntimeConfig
+from contrastlab.training.jobmodel import job_model
+from contrastlab.training.model import MODEL_PREFIX, trainable_state_dict
 
 CPU = torch.device("cpu")
 RUNTIME = RuntimeConfig(device="cpu", allow_slow_precision=True)  # bf16 runs on any CPU here

@@ -5,9 +5,9 @@ the term's weight is the label's; a family without a contrastive term names none
 import pytest
 import torch
 
-from contrastlab.config import ContrastParams, ModelConfig
-from contrastlab.families import NAMES, build_objective, parse_params, spec
-from contrastlab.model import build_classifier
+from contrastlab.plan.config import ContrastParams, ModelConfig
+from contrastlab.objectives.families import NAMES, build_objective, parse_params, spec
+from contrastlab.training.model import build_classifier
 from tiny_model import embedded_corpus_texts
 
 CONTRASTIVE_TERMS = {"supcon", "focal_supcon", "margin"}

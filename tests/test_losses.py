@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning.losses import NTXentLoss
 from pytorch_metric_learning.losses import SupConLoss as PmlSupConLoss
 
-from contrastlab.losses import (FocalCrossEntropy, FocalSupConLoss, MarginContrastiveLoss, MemoryQueue,
+from contrastlab.objectives.losses import (FocalCrossEntropy, FocalSupConLoss, MarginContrastiveLoss, MemoryQueue,
                                 SupConLoss, make_contrastive, symmetric_kl)
 
 

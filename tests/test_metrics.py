@@ -1,10 +1,10 @@
-"""contrastlab.metrics: test-set metrics against scikit-learn, and the collapse diagnosis."""
+"""contrastlab.analysis.metrics: test-set metrics against scikit-learn, and the collapse diagnosis."""
 import numpy as np
 import pytest
 from scipy.stats import rankdata
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from contrastlab.metrics import _ranks, binary_auc, classification_metrics, collapse, macro_f1
+from contrastlab.analysis.metrics import _ranks, binary_auc, classification_metrics, collapse, macro_f1
 
 
 def probs_with_ties(n, n_classes, seed, palette=6):

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from contrastlab.config import ConfigError, LoraConfig, ModelConfig, TrainConfig, validate
-from contrastlab.families import build_objective
-from contrastlab.model import build_classifier, find_layers, trainable_state_dict
-from contrastlab.optim import build_optimizer, param_groups
+from contrastlab.plan.config import ConfigError, LoraConfig, ModelConfig, TrainConfig, validate
+from contrastlab.objectives.families import build_objective
+from contrastlab.training.model import build_classifier, find_layers, trainable_state_dict
+from contrastlab.training.optim import build_optimizer, param_groups
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer
 
-from contrastlab.config import ConfigError, ContrastParams, LoraConfig, ModelConfig, TrainConfig
-from contrastlab.families import NAMES, build_objective, objective_module, parse_params, spec
-from contrastlab.layers import frozen_reads
-from contrastlab.hfconfig import model_location
-from contrastlab.model import build_classifier
-from contrastlab.optim import param_groups
+from contrastlab.plan.config import ConfigError, ContrastParams, LoraConfig, ModelConfig, TrainConfig
+from contrastlab.objectives.families import NAMES, build_objective, objective_module, parse_params, spec
+from contrastlab.objectives.layers import frozen_reads
+from contrastlab.plan.hfconfig import model_location
+from contrastlab.training.model import build_classifier
+from contrastlab.training.optim import param_groups
 from tiny_model import embedded_corpus_texts
 
 CASES = [  # (family, params, expected term names besides "loss")
@@ -440,7 +440,7 @@ REACH_CASES = ([(f, {}) for f in CONTRASTIVE_FAMILIES]
 def test_static_frozen_layer_check_agrees_with_autograd(tiny, family, params):
     """With the top 2 of 4 layers training, the contrastive term alone has a gradient in some
     trainable encoder parameter exactly when some layer it reads is not in
-    contrastlab.layers.frozen_reads (the DAG-build check): always when that is empty, never for
+    contrastlab.objectives.layers.frozen_reads (the DAG-build check): always when that is empty, never for
     a term on frozen layers only ([0], [1], [0, 1])."""
     model, batch = tiny
     model.train()

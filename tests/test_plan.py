@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contrastlab import calibration as cal
-from contrastlab import layout, plan_cost, power
+from contrastlab.analysis import calibration as cal
+from contrastlab.plan import layout
+from contrastlab.plan import plan_cost
+from contrastlab.plan import power
 from contrastlab.cli import REPO, main
-from contrastlab.simulate import Truth, simulate
-from contrastlab.stats import difference_batch
+from contrastlab.analysis.simulate import Truth, simulate
+from contrastlab.analysis.stats import difference_batch
 
 
 def write_predictions(results, cell, correct):
@@ -79,7 +81,7 @@ def test_a_schedule_of_seeds_plans_from_its_start_up_to_its_max():
 def test_the_cost_of_a_run_is_its_steps_at_the_measured_step_time_plus_its_jobs_start_up(tmp_path):
     import yaml
 
-    from contrastlab.study import plan
+    from contrastlab.plan.study import plan
 
     p = plan(yaml.safe_load((REPO / "config" / "gunel.yaml").read_text()), "gunel.yaml")
     configs = {c.name: c.config for c in p.cells}

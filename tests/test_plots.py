@@ -4,7 +4,7 @@ import pandas as pd
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from contrastlab.plots import plot_bars, plot_curves, plot_forest, plot_tsne, plot_tsne_grid, tsne_2d
+from contrastlab.analysis.plots import plot_bars, plot_curves, plot_forest, plot_tsne, plot_tsne_grid, tsne_2d
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -13,12 +13,14 @@ import sys
 import pytest
 import torch
 
-from contrastlab import layout, native
-from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
-from contrastlab.data import prepare
-from contrastlab.model import load_tokenizer
-from contrastlab.precision import PrecisionUnsupported, resolve, setup_precision
-from contrastlab.train import train
+from contrastlab.plan import layout
+
+from contrastlab.training import native
+from contrastlab.plan.config import CellConfig, DataConfig, RuntimeConfig
+from contrastlab.data.splits import prepare
+from contrastlab.training.model import load_tokenizer
+from contrastlab.training.precision import PrecisionUnsupported, resolve, setup_precision
+from contrastlab.training.train import train
 
 CPU = torch.device("cpu")
 
@@ -100,7 +102,8 @@ def test_forcing_onednn_to_avx2_makes_bf16_emulated_and_auto_pick_fp32(tmp_path)
     without oneDNN's bf16 kernels torch's fallback is several times slower than fp32."""
     code = """if True:
         import json, torch
-        from contrastlab import native, precision
+        from contrastlab.training import native
+        from contrastlab.training import precision
         cpu = torch.device('cpu')
         s = native.support('bf16', cpu)
         try:
@@ -145,7 +148,7 @@ def run_cell(tiny_deberta_dir, prepared, d, precision):
 def test_an_auto_cell_records_what_it_ran_in_and_logs_its_step_rate_within_its_first_steps(
         tiny_deberta_dir, prepared, tmp_path, monkeypatch, caplog):
     cpu_says(monkeypatch, False, 16.0)
-    with caplog.at_level(logging.INFO, logger="contrastlab.train"):
+    with caplog.at_level(logging.INFO, logger="contrastlab.training.train"):
         metrics = run_cell(tiny_deberta_dir, prepared, tmp_path, "auto")
     assert metrics["provenance"]["precision"] == "fp32" and metrics["provenance"]["precision_configured"] == "auto"
     lines = [r.getMessage() for r in caplog.records]

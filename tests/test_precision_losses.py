@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer
 
-from contrastlab import precision as precision_module
-from contrastlab.config import ModelConfig
-from contrastlab.families import NAMES, build_objective
-from contrastlab.model import build_classifier
-from contrastlab.precision import Precision, PrecisionUnsupported, check_supported, setup_precision
+from contrastlab.training import precision as precision_module
+from contrastlab.plan.config import ModelConfig
+from contrastlab.objectives.families import NAMES, build_objective
+from contrastlab.training.model import build_classifier
+from contrastlab.training.precision import Precision, PrecisionUnsupported, check_supported, setup_precision
 from tiny_model import embedded_corpus_texts
 
 CPU = torch.device("cpu")

@@ -39,10 +39,10 @@ DRIVER = """
 import json, sys
 from pathlib import Path
 import torch
-from contrastlab import layout
-from contrastlab.config import CellConfig, RuntimeConfig
-from contrastlab.jobs import job
-from contrastlab.train import train
+from contrastlab.plan import layout
+from contrastlab.plan.config import CellConfig, RuntimeConfig
+from contrastlab.operations.jobs import job
+from contrastlab.training.train import train
 log, prepared, out, cfg = sys.argv[1:]
 out = Path(out)
 torch.set_num_threads(1)

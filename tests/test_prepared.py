@@ -1,4 +1,4 @@
-"""contrastlab.data.prepare and contrastlab.prepared: tokenised once, saved, loaded, subsampled."""
+"""contrastlab.data.prepare and contrastlab.data.prepared: tokenised once, saved, loaded, subsampled."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 from data_helpers import (SPLITS, WORDS, files_cfg, frame,  # noqa: E402
                           within_one_of_proportional, write)
 
-from contrastlab.data import DataError, load_splits, prepare  # noqa: E402
-from contrastlab.prepared import Split, load_prepared  # noqa: E402
+from contrastlab.data.splits import DataError, load_splits, prepare  # noqa: E402
+from contrastlab.data.prepared import Split, load_prepared  # noqa: E402
 
 # ---- Split.subsample ------------------------------------------------------------------------
 

@@ -6,12 +6,12 @@ import json
 import pytest
 import yaml
 
-from contrastlab import families
+from contrastlab.objectives import families
 from contrastlab.cli import read_config
-from contrastlab.config import ConfigError
-from contrastlab.hfconfig import model_info
-from contrastlab.layers import frozen_reads
-from contrastlab.study import plan
+from contrastlab.plan.config import ConfigError
+from contrastlab.plan.hfconfig import model_info
+from contrastlab.objectives.layers import frozen_reads
+from contrastlab.plan.study import plan
 from workflow_helpers import REPO, planned_jobs, snakemake
 
 PAPER = REPO / "config" / "paper.yaml"

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
-from contrastlab import probe as probe_module
-from contrastlab.config import ConfigError, ProbeConfig, validate
-from contrastlab.probe import ProbeSettings, alignment_uniformity, folds_of, nn1_predict, probe
+from contrastlab.analysis import probe as probe_module
+from contrastlab.plan.config import ConfigError, ProbeConfig, validate
+from contrastlab.analysis.probe import ProbeSettings, alignment_uniformity, folds_of, nn1_predict, probe
 
 FAST = ProbeSettings(folds=5, seed=0, n_jobs=2, kmeans_n_init=3)
 

@@ -1,4 +1,4 @@
-"""The study-level progress line (contrastlab.progress) of a study stopped part-way: the outputs,
+"""The study-level progress line (contrastlab.operations.progress) of a study stopped part-way: the outputs,
 benchmark files and attempt records its jobs would have left, written by hand."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from contrastlab import layout
+from contrastlab.plan import layout
 from contrastlab.cli import main
-from contrastlab.io import write_json
-from contrastlab.progress import duration, progress
-from contrastlab.status import status_rows
-from contrastlab.study import plan
+from contrastlab.operations.io import write_json
+from contrastlab.operations.progress import duration, progress
+from contrastlab.operations.status import status_rows
+from contrastlab.plan.study import plan
 from workflow_helpers import REPO
 
 NOW = 1_800_000_000.0

@@ -6,9 +6,11 @@ import shutil
 
 import pytest
 
-from contrastlab import families, provenance
-from contrastlab.provenance import PACKAGE, code_hash, import_closure
-from contrastlab.study import aggregate_modules, report_outputs
+from contrastlab.objectives import families
+
+from contrastlab.operations import provenance
+from contrastlab.operations.provenance import PACKAGE, code_hash, import_closure
+from contrastlab.plan.study import aggregate_modules, report_outputs
 
 REPO = PACKAGE.parent.parent
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -38,7 +40,7 @@ def test_the_dag_build_imports_neither_torch_nor_transformers():
     import subprocess
     import sys
 
-    code = ("import sys, yaml; from contrastlab.study import plan; "
+    code = ("import sys, yaml; from contrastlab.plan.study import plan; "
             "plan(yaml.safe_load(open('config.yaml')), 'config.yaml'); "
             "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'pandas', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
@@ -63,20 +65,20 @@ def test_an_edit_changes_exactly_the_hashes_of_the_stages_that_import_it(package
     provenance.clear_caches()
     after = {f: code_hash(m) for f, m in entries.items()}
     changed = {f for f in entries if before[f] != after[f]}
-    # every family whose views come from contrastlab.views (which captures attention rows)
+    # every family whose views come from contrastlab.objectives.views (which captures attention rows)
     assert changed == {"token", "cluster", "multilayer", "scl", "focal", "simcse"}
 
 
 def test_docstrings_comments_and_formatting_do_not_change_a_hash(package_copy):
-    before = code_hash("contrastlab.train")
+    before = code_hash("contrastlab.training.train")
     path = package_copy / "train.py"
     text = path.read_text().replace('"""`train(cfg,', '"""Reworded. `train(cfg,', 1)
     path.write_text(text.replace("\n\n\ndef ", "\n\n\n# a comment\ndef ", 1) + "\n\n# trailing\n")
     provenance.clear_caches()
-    assert code_hash("contrastlab.train") == before
+    assert code_hash("contrastlab.training.train") == before
     path.write_text(text.replace("CHECKPOINT_EVERY_S = 30.0", "CHECKPOINT_EVERY_S = 31.0"))
     provenance.clear_caches()
-    assert code_hash("contrastlab.train") != before
+    assert code_hash("contrastlab.training.train") != before
 
 
 def test_there_is_one_code_hash_function():

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contrastlab import layout
-from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
-from contrastlab.data import prepare
-from contrastlab.model import load_tokenizer
-from contrastlab.train import Trainer, train
+from contrastlab.plan import layout
+from contrastlab.plan.config import CellConfig, DataConfig, RuntimeConfig
+from contrastlab.data.splits import prepare
+from contrastlab.training.model import load_tokenizer
+from contrastlab.training.train import Trainer, train
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1, log_every=100)
 

@@ -1,6 +1,6 @@
-"""Seeds added until decided (contrastlab.sequential, contrastlab.runloop): the spending
+"""Seeds added until decided (contrastlab.analysis.sequential, contrastlab.operations.runloop): the spending
 boundaries against a simulated score process, the procedure's error rate and power on simulated
-predictions of known truth (contrastlab.simulate), the rounds' seeds, the config's schedule."""
+predictions of known truth (contrastlab.analysis.simulate), the rounds' seeds, the config's schedule."""
 import json
 
 import numpy as np
@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from contrastlab.config import ConfigError, StudyConfig, validate
-from contrastlab.runloop import grow, read_seeds
-from contrastlab.sequential import BOUNDARIES, decide, look_levels, nominal_levels, simulate_sequential, spent
-from contrastlab.simulate import Truth, simulate
+from contrastlab.plan.config import ConfigError, StudyConfig, validate
+from contrastlab.operations.runloop import grow, read_seeds
+from contrastlab.analysis.sequential import BOUNDARIES, decide, look_levels, nominal_levels, simulate_sequential, spent
+from contrastlab.analysis.simulate import Truth, simulate
 
 SCHEDULE = {"start": 3, "max": 10, "step": 1, "boundary": "obrien-fleming"}
 
@@ -137,7 +137,7 @@ def test_contrastlab_run_on_a_seed_list_says_it_needs_a_schedule(tmp_path, monke
 
 
 def test_the_cost_to_decide_counts_a_shared_reference_once_and_nothing_when_all_decided():
-    from contrastlab.aggregate.sequential import cost_to_decide
+    from contrastlab.analysis.aggregate.sequential import cost_to_decide
     schedule = {"start": 3, "max": 7, "step": 1, "boundary": "obrien-fleming"}
     rows = pd.DataFrame([{"cell": "a", "reference": "base", "seeds": 3, "stopped": "open"},
                          {"cell": "b", "reference": "base", "seeds": 3, "stopped": "open"},

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contrastlab import layout
+from contrastlab.plan import layout
 from data_helpers import WORDS
 from workflow_helpers import REPO, local_env, write_config
 

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from contrastlab import layout
+from contrastlab.plan import layout
 from oom_injection import python_path
 from workflow_helpers import REPO, SNAKEMAKE
 

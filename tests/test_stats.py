@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from contrastlab.stats import (detectable, format_mean_std, holm, holm_levels, mcnemar, paired_difference, pool_seed_var,
+from contrastlab.analysis.stats import (detectable, format_mean_std, holm, holm_levels, mcnemar, paired_difference, pool_seed_var,
                                seeds_to_detect)
 
 

@@ -8,16 +8,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from contrastlab import layout
-from contrastlab.io import write_json
-from contrastlab.status import write_status_table
-from contrastlab.study import plan
+from contrastlab.plan import layout
+from contrastlab.operations.io import write_json
+from contrastlab.operations.status import write_status_table
+from contrastlab.plan.study import plan
 
 CELLS = ("done", "failed", "running", "killed")
 
 
 def attempt(cause=None, message=""):
-    """One attempt as contrastlab.jobs records it: ended (with its cause) or not."""
+    """One attempt as contrastlab.operations.jobs records it: ended (with its cause) or not."""
     record = {"attempt": 1, "started": time.time() - 60, "host": "node1", "run": "r1", "slurm_job": "42"}
     return record if cause is None else {**record, "cause": cause, "message": message, "ended": time.time()}
 

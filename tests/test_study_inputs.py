@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from contrastlab.config import ConfigError
-from contrastlab.study import plan
+from contrastlab.plan.config import ConfigError
+from contrastlab.plan.study import plan
 from workflow_helpers import set_key
 
 EMBEDDED = {"data": {"source": "embedded", "max_train": 400}, "model": {"name": "embedded", "max_len": 32},
@@ -193,8 +193,8 @@ def test_lora_target_modules_the_model_lacks_are_refused_at_dag_build_from_its_w
 
 
 def test_a_lora_target_the_dag_build_could_not_see_stops_the_job_in_one_line_naming_the_key(tiny_deberta_dir):
-    from contrastlab.config import LoraConfig, ModelConfig
-    from contrastlab.model import build_classifier
+    from contrastlab.plan.config import LoraConfig, ModelConfig
+    from contrastlab.training.model import build_classifier
 
     with pytest.raises(ConfigError) as e:
         build_classifier(ModelConfig(name=str(tiny_deberta_dir), lora=LoraConfig(target_modules=["query"])), 2)
@@ -211,16 +211,16 @@ def test_few_optimizer_steps_for_the_data_warn_when_the_plan_is_made(tmp_path, c
     cfg = {"data": {"source": "files", "files": {"train": str(tmp_path / "news.csv")}},
            "model": {"name": "embedded", "max_len": 32}, "train": {"batch_size": 32},
            "experiments": {"baseline": {}, "lora": {"family": "baseline", "model": {"lora": {}}}}}
-    with caplog.at_level(logging.WARNING, "contrastlab.budget"):
+    with caplog.at_level(logging.WARNING, "contrastlab.plan.budget"):
         plan(cfg, "my.yaml")
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "contrastlab.budget"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "contrastlab.plan.budget"]
     assert warning == ("my.yaml: cell(s) baseline, lora: at most 21 optimizer steps (3 epoch(s) x 7 steps of 32 x 2 "
                        "examples over at most 434 train examples): fewer than 50, so they may barely learn; raise "
                        "train.epochs or train.max_steps, or lower train.batch_size x train.grad_accum")
     caplog.clear()
-    with caplog.at_level(logging.WARNING, "contrastlab.budget"):  # 2 x 433 / 8 = 110 steps: enough
+    with caplog.at_level(logging.WARNING, "contrastlab.plan.budget"):  # 2 x 433 / 8 = 110 steps: enough
         plan(set_key(cfg, "train", {"batch_size": 8, "grad_accum": 1, "epochs": 2}), "my.yaml")
-    assert not [r for r in caplog.records if r.name == "contrastlab.budget"]
+    assert not [r for r in caplog.records if r.name == "contrastlab.plan.budget"]
 
 
 @pytest.mark.parametrize("declared, few_shot, max_steps, warned", [
@@ -230,9 +230,9 @@ def test_few_optimizer_steps_for_the_data_warn_when_the_plan_is_made(tmp_path, c
     (["a", "b"], 10, None, "1 epoch(s) x 3 steps of 8 x 1 examples over at most 20 train examples"),
 ])
 def test_the_step_rule_counts_max_steps_classes_and_few_shot_draws(declared, few_shot, max_steps, warned):
-    from contrastlab.budget import warn_few_steps
-    from contrastlab.grid import expand_grid
-    from contrastlab.config import StudyConfig
+    from contrastlab.plan.budget import warn_few_steps
+    from contrastlab.plan.grid import expand_grid
+    from contrastlab.plan.config import StudyConfig
 
     cfg = study({"baseline": {}}, **{"train.max_steps": max_steps, "data.few_shot_n": few_shot,
                                      "data.labels": declared, "data.max_train": None})
@@ -248,14 +248,14 @@ def test_the_default_and_preset_studies_plan_without_a_few_steps_warning(caplog)
     from workflow_helpers import REPO
 
     for preset in ("config.yaml", "config/gunel.yaml", "config/paper.yaml"):
-        with caplog.at_level(logging.WARNING, "contrastlab.budget"):
+        with caplog.at_level(logging.WARNING, "contrastlab.plan.budget"):
             plan(read_config(REPO / preset), preset)
-    assert not [r.getMessage() for r in caplog.records if r.name == "contrastlab.budget"]
+    assert not [r.getMessage() for r in caplog.records if r.name == "contrastlab.plan.budget"]
 
 
 def test_the_embedded_corpus_class_count_the_rule_uses_is_the_sources():
-    from contrastlab.budget import EMBEDDED_CLASSES
-    from contrastlab.sources import EMBEDDED_LABELS
+    from contrastlab.plan.budget import EMBEDDED_CLASSES
+    from contrastlab.data.sources import EMBEDDED_LABELS
 
     assert EMBEDDED_CLASSES == len(EMBEDDED_LABELS)
 
@@ -267,7 +267,7 @@ def test_the_embedded_corpus_class_count_the_rule_uses_is_the_sources():
     ([0] * 578 + [1] * 422, 0.65, False),
 ])
 def test_a_validation_accuracy_near_chance_is_flagged_against_the_majority_share(labels, accuracy, near):
-    from contrastlab.metrics import near_chance
+    from contrastlab.analysis.metrics import near_chance
 
     out = near_chance(accuracy, labels)
     assert out["near_chance_val"] is near and out["val_chance"] == pytest.approx(max(labels.count(0),
@@ -277,9 +277,9 @@ def test_a_validation_accuracy_near_chance_is_flagged_against_the_majority_share
 # ---- 6. the aggregate pairs only cells tested on the same examples ----------------------------------
 
 def test_a_test_split_fingerprint_tells_the_same_examples_from_other_rows_with_the_same_numbers(tmp_path, tokenizer):
-    from contrastlab.config import DataConfig
-    from contrastlab.data import prepare
-    from contrastlab.prepared import split_fingerprint
+    from contrastlab.plan.config import DataConfig
+    from contrastlab.data.splits import prepare
+    from contrastlab.data.prepared import split_fingerprint
 
     for name, word in (("a.csv", "good"), ("b.csv", "other")):  # same rows, labels and count; other texts
         (tmp_path / name).write_text("text,label\n" + "".join(f"{word} text {i},{i % 2}\n" for i in range(40)))
@@ -296,7 +296,7 @@ def test_the_aggregate_refuses_to_pair_a_cell_with_a_reference_tested_on_other_e
     import json
     from pathlib import Path
 
-    from contrastlab.aggregate.collect import collect
+    from contrastlab.analysis.aggregate.collect import collect
     from test_aggregate import base_correct, run_of
 
     def runs(ref_hash):
@@ -343,9 +343,9 @@ def test_snakemakes_own_dag_build_stops_on_a_bad_seed_and_shows_the_few_steps_wa
 ])
 def test_the_train_size_bound_is_never_below_the_split_that_prepare_makes(data, tmp_path, monkeypatch):
     """An upper bound, so the warning never fires on a cell that has the steps it needs."""
-    from contrastlab.budget import _source_rows, train_rows_at_most
-    from contrastlab.config import DataConfig
-    from contrastlab.data import load_splits
+    from contrastlab.plan.budget import _source_rows, train_rows_at_most
+    from contrastlab.plan.config import DataConfig
+    from contrastlab.data.splits import load_splits
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "news.csv").write_text("text,label\n" + "".join(f"article {i},t{i % 5}\n" for i in range(600)))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from contrastlab import layout
-from contrastlab.controller import job_prefix
+from contrastlab.plan import layout
+from contrastlab.operations.controller import job_prefix
 from test_slurm import FAST_POLL, slurm_cluster  # noqa: F401 - the cluster fixture
 from workflow_helpers import REPO, local_env, snakemake
 

@@ -1,4 +1,4 @@
-"""Live tracking (contrastlab.tracking), read back with each library's own reader: TensorBoard's
+"""Live tracking (contrastlab.operations.tracking), read back with each library's own reader: TensorBoard's
 EventAccumulator on the run folder, MlflowClient on the study's SQLite store. The training and
 probe jobs are separate processes: here, two Tracking objects on the same run."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from contrastlab import layout
-from contrastlab.config import CellConfig, RuntimeConfig
-from contrastlab.tracking import RunRef, Tracking
+from contrastlab.plan import layout
+from contrastlab.plan.config import CellConfig, RuntimeConfig
+from contrastlab.operations.tracking import RunRef, Tracking
 
 CFG = CellConfig(cell="scl_alpha0.5", family="scl", seed=2, loss={"alpha": 0.5, "tau": 0.1})
 HISTORY = [{"step": s, "epoch": 1, "examples": 32, "loss": 1.0 / s, "grad_norm": 2.0 * s, "lr": 1e-4 * s,
@@ -92,7 +92,7 @@ def test_mlflow_run_named_by_cell_and_seed_gets_the_config_every_step_and_the_pr
 
 def test_a_tracker_that_fails_warns_once_and_the_others_keep_logging(tmp_path, caplog):
     runtime = RuntimeConfig(tracking=["mlflow", "tensorboard"], tracking_uri="bogus://nowhere")
-    with caplog.at_level(logging.WARNING, logger="contrastlab.tracking"):
+    with caplog.at_level(logging.WARNING, logger="contrastlab.operations.tracking"):
         run_jobs(tmp_path, runtime)
     warned = [r.getMessage() for r in caplog.records if "mlflow is off" in r.getMessage()]
     assert len(warned) == 2 and all("scl_alpha0.5/seed2" in w for w in warned)  # once per job: train, probe

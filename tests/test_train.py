@@ -12,15 +12,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from contrastlab import checkpoint, layout
-from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
-from contrastlab.data import prepare
-from contrastlab.families.baseline.objective import CrossEntropy
-from contrastlab.jobs import Attempts, job
-from contrastlab.model import load_tokenizer, load_trained
-from contrastlab.metrics import near_chance
-from contrastlab.prepared import load_prepared, split_fingerprint
-from contrastlab.train import NonFiniteLoss, Trainer, fingerprint_of, train
+from contrastlab.training import checkpoint
+
+from contrastlab.plan import layout
+from contrastlab.plan.config import CellConfig, DataConfig, RuntimeConfig
+from contrastlab.data.splits import prepare
+from contrastlab.objectives.families.baseline.objective import CrossEntropy
+from contrastlab.operations.jobs import Attempts, job
+from contrastlab.training.model import load_tokenizer, load_trained
+from contrastlab.analysis.metrics import near_chance
+from contrastlab.data.prepared import load_prepared, split_fingerprint
+from contrastlab.training.train import NonFiniteLoss, Trainer, fingerprint_of, train
 
 RUNTIME = RuntimeConfig(device="cpu", threads=1, log_every=1)
 
@@ -178,7 +180,7 @@ def _assert_same_run(reference_run, out, metrics):
 @pytest.mark.parametrize("contrast_set,size", [("effective", 32), ("micro_batch", 16)])
 def test_contrast_set_is_the_effective_batch_unless_configured_per_micro_batch(
         cfg, prepared, tmp_path, monkeypatch, contrast_set, size):
-    from contrastlab.losses import SupConLoss
+    from contrastlab.objectives.losses import SupConLoss
 
     seen = []
     forward = SupConLoss.forward
@@ -315,7 +317,7 @@ def test_an_out_of_memory_retry_halves_the_micro_batch_and_trains_the_same_steps
 
 
 def test_a_contrastive_out_of_memory_retry_switches_to_gradcache(tiny_deberta_dir, prepared):
-    from contrastlab.train import micro_batching
+    from contrastlab.training.train import micro_batching
 
     c = CellConfig.model_validate({**cell(tiny_deberta_dir).model_dump(), "family": "scl"})
     assert micro_batching(c, 0, couples=True) == (16, False)
@@ -324,7 +326,7 @@ def test_a_contrastive_out_of_memory_retry_switches_to_gradcache(tiny_deberta_di
 
 
 def test_micro_batch_auto_is_the_whole_step_on_a_gpu_and_batch_size_on_the_cpu(tiny_deberta_dir):
-    from contrastlab.train import micro_batching
+    from contrastlab.training.train import micro_batching
 
     scl = CellConfig.model_validate({**cell(tiny_deberta_dir).model_dump(), "family": "scl"})
     assert scl.train.micro_batch == "auto"
@@ -401,9 +403,9 @@ def test_a_training_job_imports_only_what_it_uses(tiny_deberta_dir, prepared, tm
     code = f"""
 import sys, json, torch
 from pathlib import Path
-from contrastlab import layout
-from contrastlab.config import CellConfig, RuntimeConfig
-from contrastlab.train import train
+from contrastlab.plan import layout
+from contrastlab.plan.config import CellConfig, RuntimeConfig
+from contrastlab.training.train import train
 cfg = CellConfig.model_validate(json.loads({json.dumps(json.dumps(cell(tiny_deberta_dir, epochs=1).model_dump()))}))
 out = Path({str(tmp_path)!r})
 train(cfg, RuntimeConfig(device="cpu", threads=1), {str(prepared)!r},

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contrastlab import layout
-from contrastlab.aggregate.tuning import curve, expected_max
-from contrastlab.config import CellConfig, ConfigError, DataConfig, RuntimeConfig, TuneConfig
-from contrastlab.study import plan
-from contrastlab.tuning import draw_values, select
+from contrastlab.plan import layout
+from contrastlab.analysis.aggregate.tuning import curve, expected_max
+from contrastlab.plan.config import CellConfig, ConfigError, DataConfig, RuntimeConfig, TuneConfig
+from contrastlab.plan.study import plan
+from contrastlab.plan.tuning import draw_values, select
 
 BASE = {"data": {"source": "embedded", "max_train": 200, "max_eval": 100}, "model": {"name": "embedded", "max_len": 64},
         "train": {"max_steps": 20}, "seeds": [1, 2], "runtime": {"device": "cpu"}}
@@ -153,9 +153,9 @@ def test_a_tuned_arm_against_an_untuned_or_differently_tuned_reference_stops_the
 # ---- a trial never reads the test split -------------------------------------------------------------
 
 def test_a_trial_trains_and_scores_on_validation_without_the_test_split(tiny_deberta_dir, tmp_path):
-    from contrastlab.data import prepare
-    from contrastlab.model import load_tokenizer
-    from contrastlab.train import train
+    from contrastlab.data.splits import prepare
+    from contrastlab.training.model import load_tokenizer
+    from contrastlab.training.train import train
 
     prepared = tmp_path / "prepared"
     prepare(DataConfig(source="embedded", max_train=64, max_eval=40), load_tokenizer(str(tiny_deberta_dir)), 32,

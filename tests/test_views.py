@@ -4,9 +4,9 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer
 
-from contrastlab.config import ModelConfig
-from contrastlab.model import build_classifier
-from contrastlab.views import (cluster_views, dropout_views, kmeans, layer_cls_views, layer_set_views,
+from contrastlab.plan.config import ModelConfig
+from contrastlab.training.model import build_classifier
+from contrastlab.objectives.views import (cluster_views, dropout_views, kmeans, layer_cls_views, layer_set_views,
                                token_mask, top_tokens, topk_token_views)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from contrastlab import layout
+from contrastlab.plan import layout
 from workflow_helpers import copy_workflow, planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.e2e

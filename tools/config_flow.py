@@ -2,7 +2,7 @@
 
     python tools/config_flow.py [--json]
 
-Trains a tiny cell (a random 4-layer DeBERTa, contrastlab.random_model, 2 optimizer steps on the
+Trains a tiny cell (a random 4-layer DeBERTa, contrastlab.training.random_model, 2 optimizer steps on the
 embedded data) under a profiler that records every call of a function of the package that gets a
 piece of the cell's config as an argument, directly from a function that got one: the CellConfig,
 one of its sections (model, train, data, lora), one of their text values (family, model.name,
@@ -34,7 +34,7 @@ def module_path(fn, *args) -> tuple[list[str], list[tuple[str, str]]]:
     """(path, calls) of fn(*args): the package's modules, in order, of the calls that get a piece of
     args[0] and of the followed calls they return to; the (caller, callee) modules of those calls."""
     import contrastlab
-    from contrastlab.config import LossParams
+    from contrastlab.plan.config import LossParams
 
     cfg = args[0]
     sections = [cfg, cfg.model, cfg.train, cfg.data] + ([cfg.model.lora] if cfg.model.lora is not None else [])
@@ -94,12 +94,12 @@ def climbs(path: list[str]) -> int:
 
 
 def tiny_training_job(work: Path):
-    from contrastlab import layout
-    from contrastlab.config import CellConfig, DataConfig, RuntimeConfig
-    from contrastlab.data import prepare
-    from contrastlab.model import load_tokenizer
-    from contrastlab.random_model import make_random_deberta
-    from contrastlab.train import train
+    from contrastlab.plan import layout
+    from contrastlab.plan.config import CellConfig, DataConfig, RuntimeConfig
+    from contrastlab.data.splits import prepare
+    from contrastlab.training.model import load_tokenizer
+    from contrastlab.training.random_model import make_random_deberta
+    from contrastlab.training.train import train
 
     model = make_random_deberta(work / "model", "tiny")
     prepared = work / "prepared"

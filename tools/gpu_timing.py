@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from contrastlab import batching
-from contrastlab.batching import epoch_steps
-from contrastlab.config import CellConfig, RuntimeConfig
-from contrastlab.prepared import load_prepared
-from contrastlab.train import Trainer
+from contrastlab.training import batching
+from contrastlab.training.batching import epoch_steps
+from contrastlab.plan.config import CellConfig, RuntimeConfig
+from contrastlab.data.prepared import load_prepared
+from contrastlab.training.train import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 STEP = 32  # examples per optimizer step: the paper preset's 16 x 2
@@ -79,7 +79,7 @@ def patched(obj, name, value):
 
 
 class ForeachAdamW(torch.optim.AdamW):
-    """AdamW's multi-tensor loop instead of the fused kernel contrastlab.optim asks for."""
+    """AdamW's multi-tensor loop instead of the fused kernel contrastlab.training.optim asks for."""
 
     def __init__(self, *args, fused=None, **kwargs):
         super().__init__(*args, foreach=True, **kwargs)

@@ -8,17 +8,17 @@ or write the config reference.
                                           one cell's stage outside Snakemake, into its usual files
     contrastlab run my.yaml [SNAKEMAKE ARGS...]
                                           a sequential study (seeds: {start, max}): rounds of snakemake,
-                                          seeds added to undecided comparisons (contrastlab.runloop)
+                                          seeds added to undecided comparisons (contrastlab.operations.runloop)
     contrastlab schema [--check]          workflow/schemas/config.schema.json and docs/config.md
     contrastlab plan my.yaml [--earlier RESULTS_DIR] [--pilot STEPS] [--n-test N] [--flops JSON]
                                           before any training: each comparison's MDD at the planned seeds,
                                           the seeds that reach analysis.target_mdd, the cost in device-hours;
                                           exit 3 when the target is out of reach within the most seeds
     contrastlab submit my.yaml --profile profiles/slurm [--time MIN] [-- SNAKEMAKE ARGS...]
-                                          the Snakemake controller as a SLURM job (contrastlab.controller)
+                                          the Snakemake controller as a SLURM job (contrastlab.operations.controller)
 
 A YAML syntax error, a key written twice or an empty file is reported with the file and line
-(contrastlab.configfile; Snakemake's own loader of --configfile keeps the last of two keys).
+(contrastlab.plan.configfile; Snakemake's own loader of --configfile keeps the last of two keys).
 """
 from __future__ import annotations
 
@@ -27,15 +27,15 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ConfigError
-from .configfile import read_config
-from .contract import ContractError
+from contrastlab.plan.config import ConfigError
+from contrastlab.plan.configfile import read_config
+from contrastlab.plan.contract import ContractError
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _plan(path):
-    from .study import plan
+    from contrastlab.plan.study import plan
 
     return plan(read_config(path), str(path))
 
@@ -72,8 +72,8 @@ def cmd_cells(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .progress import progress
-    from .status import write_status_table
+    from contrastlab.operations.progress import progress
+    from contrastlab.operations.status import write_status_table
 
     p = _plan(args.config)
     rows = write_status_table(p, p.study.results)
@@ -85,9 +85,9 @@ def cmd_status(args) -> int:
 def cmd_rerun(args) -> int:
     import torch
 
-    from . import layout
-    from .config import RuntimeConfig
-    from .jobs import job
+    from contrastlab.plan import layout
+    from contrastlab.plan.config import RuntimeConfig
+    from contrastlab.operations.jobs import job
 
     p = _plan(args.config)
     seed = args.seed if args.seed is not None else p.study.seed_list()[0]
@@ -97,18 +97,18 @@ def cmd_rerun(args) -> int:
     R, runtime = p.study.results, RuntimeConfig.model_validate(p.study.runtime.model_dump())
     prepared = layout.prepared_dir(R, p.prep_of[(cell.name, seed)])
     torch.set_num_threads(runtime.threads)
-    from .train import fingerprint_of
+    from contrastlab.training.train import fingerprint_of
 
     attempts = layout.attempts_file(R, args.stage, layout.job_key(cell.name, seed))
     fingerprint = fingerprint_of(cell.config) if args.stage == "train" else ""
     with job(layout.log_file(R, args.stage, cell.name, seed), attempts, fingerprint) as record:
         if args.stage == "train":
-            from .train import train
+            from contrastlab.training.train import train
 
             train(cell.config, runtime, prepared, layout.stage_files(R, "train", cell.name, seed),
                   layout.train_state(R, cell.name, seed), record)
         else:
-            from .embed import embed
+            from contrastlab.training.embed import embed
 
             embed(cell.config, p.study.probe, runtime, prepared,
                   layout.stage_files(R, "train", cell.name, seed)["weights"],
@@ -117,8 +117,8 @@ def cmd_rerun(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from . import layout
-    from .controller import SubmitError, submit
+    from contrastlab.plan import layout
+    from contrastlab.operations.controller import SubmitError, submit
 
     p = _plan(args.config)
     minutes = args.time or p.study.runtime.controller_min
@@ -134,9 +134,9 @@ def cmd_submit(args) -> int:
 
 
 def cmd_controller(args) -> int:
-    from .controller import SubmitError, run_controller
-    from .progress import progress
-    from .status import status_rows
+    from contrastlab.operations.controller import SubmitError, run_controller
+    from contrastlab.operations.progress import progress
+    from contrastlab.operations.status import status_rows
 
     p = _plan(args.config)
     line = lambda: progress(status_rows(p, p.study.results), p.study.results).line()  # noqa: E731
@@ -148,14 +148,15 @@ def cmd_controller(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runloop import run
+    from contrastlab.operations.runloop import run
 
     return run(args.config, args.snakemake_args)
 
 
 def cmd_plan(args) -> int:
-    from . import plan_cost, power
-    from .plan_report import UNREACHABLE, report, unreachable
+    from contrastlab.plan import plan_cost
+    from contrastlab.plan import power
+    from contrastlab.plan.plan_report import UNREACHABLE, report, unreachable
 
     for flag, value, least in (("--n-test", args.n_test, 2), ("--pilot", args.pilot, 1)):
         if value is not None and value < least:
@@ -188,7 +189,7 @@ def cmd_plan(args) -> int:
         how = (f"step times, and the rest of each job (start-up, evaluation: its wall time less its training), "
                f"measured by the earlier study in {args.earlier}")
     elif args.pilot:
-        from .pilot import step_time
+        from contrastlab.plan.pilot import step_time
 
         step_s, device = step_time(p, args.pilot)
         cost = plan_cost.pilot_costs(configs, step_s, jobs)
@@ -210,7 +211,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .schema import write_reference
+    from contrastlab.plan.schema import write_reference
 
     stale = write_reference(REPO, check=args.check)
     if stale:
@@ -240,7 +241,7 @@ def main(argv=None) -> int:
         s.add_argument("--time", type=int, help="the controller's time limit in minutes (default runtime.controller_min)")
         s.add_argument("--every", type=float, default=60.0, help="seconds between progress lines in its log")
         s.set_defaults(fn=fn)
-    s = sub.add_parser("run", help="a sequential study, round by round until decided (contrastlab.runloop)")
+    s = sub.add_parser("run", help="a sequential study, round by round until decided (contrastlab.operations.runloop)")
     s.add_argument("config", help="the config file (as given to snakemake --configfile)")
     s.set_defaults(fn=cmd_run)
     s = sub.add_parser("plan", help="power and cost before any training")

@@ -1,7 +1,7 @@
 # Aggregate: every cell x seed -> the study's tables (results/tables/<name>.md|csv|html) and
 # figures (results/figures/<name>.png): those of every study and those its families add
-# (contrastlab.aggregate.outputs, contrastlab.families.<family>.OUTPUTS), each in the report with
-# its declared caption (contrastlab.contract).
+# (contrastlab.analysis.aggregate.outputs, contrastlab.objectives.families.<family>.OUTPUTS), each in the report with
+# its declared caption (contrastlab.plan.contract).
 
 
 rule aggregate:

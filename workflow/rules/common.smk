@@ -1,5 +1,5 @@
-# The study planned from its config (contrastlab.study), and the named input/param/resource
-# functions of every rule. Paths come from contrastlab.layout only.
+# The study planned from its config (contrastlab.plan.study), and the named input/param/resource
+# functions of every rule. Paths come from contrastlab.plan.layout only.
 import json
 import os
 import re
@@ -10,14 +10,14 @@ import sys
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 
-from contrastlab import layout
-from contrastlab.config import ConfigError
-from contrastlab.configfile import read_config
-from contrastlab.contract import ContractError
-from contrastlab.families import objective_module, parse_params
-from contrastlab.jobs import export_for_jobs
-from contrastlab.provenance import code_hash
-from contrastlab.study import plan
+from contrastlab.plan import layout
+from contrastlab.plan.config import ConfigError
+from contrastlab.plan.configfile import read_config
+from contrastlab.plan.contract import ContractError
+from contrastlab.objectives.families import objective_module, parse_params
+from contrastlab.operations.jobs import export_for_jobs
+from contrastlab.operations.provenance import code_hash
+from contrastlab.plan.study import plan
 
 CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml"
 export_for_jobs(SRC, CONFIG_SOURCE)
@@ -30,12 +30,12 @@ except ConfigError as e:  # one line, no traceback: the message names the key (o
 R = PLAN.study.results
 RUNTIME = PLAN.study.runtime
 # runtime.jobs_per_gpu: `--resources gpu=N` counts GPUs; each GPU job takes one of N x jobs_per_gpu
-# slots (the jobs claim a slot's lock file, contrastlab.devices). Snakemake's resources are
+# slots (the jobs claim a slot's lock file, contrastlab.operations.devices). Snakemake's resources are
 # integers, so the limit is scaled here rather than the jobs' request divided.
 if RUNTIME.jobs_per_gpu > 1 and "gpu" in workflow.global_resources and workflow.global_resources["gpu"].value:
     workflow.global_resources["gpu"] = workflow.global_resources["gpu"].value * RUNTIME.jobs_per_gpu
 BY_KEY = {(c.name, str(c.seed)): c for c in PLAN.cells}
-TRIAL_BY_KEY = {(t.arm, str(t.index)): t for t in PLAN.trials}  # tuning trials (contrastlab.tuning)
+TRIAL_BY_KEY = {(t.arm, str(t.index)): t for t in PLAN.trials}  # tuning trials (contrastlab.plan.tuning)
 SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
 LANDING = os.path.abspath(layout.landing_file(R))
 
@@ -112,7 +112,7 @@ def aggregate_runs():
 
 
 def aggregate_tuning():
-    """Per tuned cell, its selection and its trials' values and metrics (contrastlab.aggregate.run.read_tuning)."""
+    """Per tuned cell, its selection and its trials' values and metrics (contrastlab.analysis.aggregate.run.read_tuning)."""
     return [{"cell": cell, "selected": layout.selection_file(R, cell),
              "trials": [{"index": t.index, "values": t.values,
                          "metrics": layout.trial_files(R, cell, t.index)["metrics"]} for t in PLAN.trials_of(cell)]}
@@ -126,9 +126,9 @@ def aggregate_inputs():
 
 def aggregate_outputs(named=False):
     """The report's tables (md, csv, html) and figures (png), and its first page. named: {key:
-    path} for the rule, marked for the report, each with its caption (contrastlab.contract.Output)."""
+    path} for the rule, marked for the report, each with its caption (contrastlab.plan.contract.Output)."""
     paths = {**layout.output_paths(R, PLAN.outputs), "landing": layout.landing_file(R)}
-    if PLAN.study.schedule is not None:  # seeds added until decided: the looks (contrastlab.sequential)
+    if PLAN.study.schedule is not None:  # seeds added until decided: the looks (contrastlab.analysis.sequential)
         paths["sequential"] = layout.sequential_table(R)
     if not named:
         return list(paths.values())
@@ -177,7 +177,7 @@ def trial_state(wildcards):
 
 
 def aggregate_code():
-    """The aggregate imports by name each output's builder module (contrastlab.study.aggregate_modules)."""
+    """The aggregate imports by name each output's builder module (contrastlab.plan.study.aggregate_modules)."""
     return script_code("aggregate", *PLAN.aggregate_modules())
 
 
@@ -187,7 +187,7 @@ def sequential_schedule():
 
 
 def aggregate_report():
-    """The families' outputs with their builders, for the aggregate job (contrastlab.contract)."""
+    """The families' outputs with their builders, for the aggregate job (contrastlab.plan.contract)."""
     return [o.job_param() for o in PLAN.outputs if o.family is not None]
 
 
@@ -205,14 +205,14 @@ def train_state(wildcards):
 
 
 def tracked_run(wildcards):
-    """Which tracker run a cell x seed's train and probe jobs log to (contrastlab.tracking): its
+    """Which tracker run a cell x seed's train and probe jobs log to (contrastlab.operations.tracking): its
     identity only; the trackers themselves are a runtime setting, read by the jobs."""
     c = cell_of(wildcards)
     return {"results": R, "family": c.family, "cell": c.name, "seed": c.seed}
 
 
 def attempts_of(stage):
-    """The attempts file of a stage's job (contrastlab.jobs): not an output, it survives a failure."""
+    """The attempts file of a stage's job (contrastlab.operations.jobs): not an output, it survives a failure."""
     def path(wildcards):
         keys = wildcards.keys()
         if "seed" in keys:
@@ -229,7 +229,7 @@ def attempts_of(stage):
 def gpus_of_cell(wildcards):
     """GPUs a cell's model jobs (train, embed) request: runtime.gpus, none if it runs on the CPU.
     Snakemake only counts them (`--resources gpu=N` locally, `sbatch --gpus` on SLURM); the job
-    itself picks its device (contrastlab.devices)."""
+    itself picks its device (contrastlab.operations.devices)."""
     return 0 if RUNTIME.device == "cpu" else RUNTIME.gpus
 
 
@@ -241,6 +241,6 @@ def train_runtime(wildcards, attempt):
 
 def write_status():
     """results/status.md and .csv: every cell x seed, done, failed (and why) or not run."""
-    from contrastlab.status import write_status_table
+    from contrastlab.operations.status import write_status_table
 
     write_status_table(PLAN, R)

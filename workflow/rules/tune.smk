@@ -1,4 +1,4 @@
-# Tuning (config `tune:`, contrastlab.tuning): each tuned cell's trials, cheap runs scored on the
+# Tuning (config `tune:`, contrastlab.plan.tuning): each tuned cell's trials, cheap runs scored on the
 # validation split only and cached like any cell, then the selection its train jobs read.
 
 

@@ -1,8 +1,8 @@
-# Snakemake adapter: rule aggregate -> the study's tables and figures (contrastlab.aggregate.run)
+# Snakemake adapter: rule aggregate -> the study's tables and figures (contrastlab.analysis.aggregate.run)
 import os
 
-from contrastlab.aggregate.run import aggregate
-from contrastlab.jobs import job
+from contrastlab.analysis.aggregate.run import aggregate
+from contrastlab.operations.jobs import job
 
 with job(snakemake.log[0], snakemake.params.attempts):
     p = snakemake.params

@@ -1,9 +1,9 @@
-# Snakemake adapter: rule embed -> contrastlab.embed.embed
+# Snakemake adapter: rule embed -> contrastlab.training.embed.embed
 import torch
 
-from contrastlab.config import CellConfig, ProbeConfig, RuntimeConfig
-from contrastlab.embed import embed
-from contrastlab.jobs import job
+from contrastlab.plan.config import CellConfig, ProbeConfig, RuntimeConfig
+from contrastlab.training.embed import embed
+from contrastlab.operations.jobs import job
 
 with job(snakemake.log[0], snakemake.params.attempts):
     torch.set_num_threads(snakemake.threads)

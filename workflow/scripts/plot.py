@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from contrastlab.io import atomic_path
-from contrastlab.jobs import job
-from contrastlab.plots import plot_curves, plot_tsne, tsne_2d
+from contrastlab.operations.io import atomic_path
+from contrastlab.operations.jobs import job
+from contrastlab.analysis.plots import plot_curves, plot_tsne, tsne_2d
 
 with job(snakemake.log[0], snakemake.params.attempts):
     w, i = snakemake.wildcards, snakemake.input

@@ -1,8 +1,8 @@
 # Snakemake adapter: rule prepare -> contrastlab.data.prepare
-from contrastlab.config import DataConfig
-from contrastlab.data import prepare
-from contrastlab.jobs import job
-from contrastlab.model import load_tokenizer
+from contrastlab.plan.config import DataConfig
+from contrastlab.data.splits import prepare
+from contrastlab.operations.jobs import job
+from contrastlab.training.model import load_tokenizer
 
 p = snakemake.params.prep
 with job(snakemake.log[0], snakemake.params.attempts):

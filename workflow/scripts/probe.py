@@ -1,11 +1,11 @@
-# Snakemake adapter: rule probe -> contrastlab.probe.probe on the final [CLS] (and any extra layers)
+# Snakemake adapter: rule probe -> contrastlab.analysis.probe.probe on the final [CLS] (and any extra layers)
 import numpy as np
 
-from contrastlab.config import RuntimeConfig
-from contrastlab.io import write_json
-from contrastlab.jobs import job
-from contrastlab.probe import ProbeSettings, probe
-from contrastlab.tracking import RunRef, Tracking
+from contrastlab.plan.config import RuntimeConfig
+from contrastlab.operations.io import write_json
+from contrastlab.operations.jobs import job
+from contrastlab.analysis.probe import ProbeSettings, probe
+from contrastlab.operations.tracking import RunRef, Tracking
 
 with job(snakemake.log[0], snakemake.params.attempts):
     emb = np.load(snakemake.input.embeddings)

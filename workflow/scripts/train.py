@@ -1,17 +1,17 @@
-# Snakemake adapter: rule train -> contrastlab.train.train
+# Snakemake adapter: rule train -> contrastlab.training.train.train
 import json
 from pathlib import Path
 
 import torch
 
-from contrastlab.config import CellConfig, RuntimeConfig
-from contrastlab.jobs import job
-from contrastlab.tracking import RunRef, Tracking
-from contrastlab.train import fingerprint_of, train
-from contrastlab.tuned import apply_values
+from contrastlab.plan.config import CellConfig, RuntimeConfig
+from contrastlab.operations.jobs import job
+from contrastlab.operations.tracking import RunRef, Tracking
+from contrastlab.training.train import fingerprint_of, train
+from contrastlab.plan.tuned import apply_values
 
 cfg = CellConfig.model_validate(snakemake.params.cell)
-if "tuned" in snakemake.input.keys():  # a tuned cell: the values its tuning selected (contrastlab.tuning)
+if "tuned" in snakemake.input.keys():  # a tuned cell: the values its tuning selected (contrastlab.plan.tuning)
     cfg = apply_values(cfg, json.loads(Path(snakemake.input.tuned).read_text())["values"])
 runtime = RuntimeConfig.model_validate(snakemake.config.get("runtime") or {})  # never a param: reruns nothing
 with job(snakemake.log[0], snakemake.params.attempts, fingerprint_of(cfg)) as attempts:

@@ -1,9 +1,9 @@
-# Snakemake adapter: rule tune_trial -> contrastlab.train.train on the validation split only
+# Snakemake adapter: rule tune_trial -> contrastlab.training.train.train on the validation split only
 import torch
 
-from contrastlab.config import CellConfig, RuntimeConfig
-from contrastlab.jobs import job
-from contrastlab.train import fingerprint_of, train
+from contrastlab.plan.config import CellConfig, RuntimeConfig
+from contrastlab.operations.jobs import job
+from contrastlab.training.train import fingerprint_of, train
 
 cfg = CellConfig.model_validate(snakemake.params.cell)
 runtime = RuntimeConfig.model_validate(snakemake.config.get("runtime") or {})  # never a param: reruns nothing

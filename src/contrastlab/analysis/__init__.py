@@ -1,0 +1,1 @@
+"""Probes, paired statistics, metrics, figures and the study's aggregate."""

@@ -1,0 +1,1 @@
+"""The losses and what they are built from: views, attention, layers, and one package per family."""

@@ -1,0 +1,1 @@
+"""Running jobs: logs, attempts, failures, status, progress, provenance, devices, tracking, the controller."""

@@ -1,0 +1,1 @@
+"""The training and embedding jobs: model, optimizer, precision, steps, checkpoints."""
