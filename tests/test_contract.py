@@ -72,7 +72,7 @@ def test_every_builder_writes_its_files_and_a_table_holds_its_own_cells(built, o
 
 def test_the_aggregate_imports_no_family():
     """One way: a family's report imports the aggregate's helpers, never the reverse."""
-    for path in sorted((PACKAGE / "aggregate").glob("*.py")):
+    for path in sorted((PACKAGE / "analysis" / "aggregate").glob("*.py")):
         module = f"contrastlab.analysis.aggregate.{path.stem}".removesuffix(".__init__")
         assert not [p for p in import_closure(module) if "families" in p.relative_to(PACKAGE).parts], module
 
@@ -147,7 +147,7 @@ def copied(tmp_path_factory):
     """The workflow with families/rdrop copied to families/rdropcopy, its report's table titled
     "R-Drop copy" (to tell whose code built it), and a config with an experiment of each."""
     work = copy_workflow(tmp_path_factory.mktemp("copied"))
-    package = work / "src" / "contrastlab" / "families"
+    package = work / "src" / "contrastlab" / "objectives" / "families"
     shutil.copytree(package / "rdrop", package / "rdropcopy", ignore=shutil.ignore_patterns("__pycache__"))
     report = package / "rdropcopy" / "report.py"
     report.write_text(report.read_text().replace('"R-Drop: one- vs two-stage, accuracy and cost"',
@@ -169,7 +169,7 @@ def test_a_copied_family_with_the_same_output_names_stops_the_plan_naming_both(c
 
 def test_a_copied_family_under_new_output_names_plans_and_builds_its_own_tables(copied, tmp_path):
     work, config = copied
-    init = work / "src" / "contrastlab" / "families" / "rdropcopy" / "__init__.py"
+    init = work / "src" / "contrastlab" / "objectives" / "families" / "rdropcopy" / "__init__.py"
     text = init.read_text()
     init.write_text(text.replace('Output("rdrop",', 'Output("rdropcopy",').replace(
         'Output("rdrop_cost",', 'Output("rdropcopy_cost",'))

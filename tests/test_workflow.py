@@ -136,7 +136,7 @@ def test_editing_a_helper_reruns_exactly_the_cells_whose_family_imports_it(finis
 
 
 def test_a_docstring_or_comment_edit_reruns_nothing(finished_run):
-    path = finished_run[0] / "src" / "contrastlab" / "train.py"
+    path = finished_run[0] / "src" / "contrastlab" / "training" / "train.py"
     original = path.read_text()
     path.write_text(original.replace('"""`train(cfg,', '"""Edited docstring. `train(cfg,', 1) + "# a comment\n")
     try:
