@@ -22,18 +22,18 @@ def names(paths):
 
 def test_a_families_closure_holds_what_it_imports_and_nothing_of_the_other_families():
     token = names(import_closure(families.objective_module("token")))
-    assert {"families/token/objective.py", "families/token/__init__.py", "views.py", "attention.py",
-            "contrastive.py", "losses.py", "layers.py"} <= token
-    assert not any(n.startswith(("families/scl", "families/rdrop", "families/cluster")) for n in token)
+    assert {"objectives/families/token/objective.py", "objectives/families/token/__init__.py", "objectives/views.py", "objectives/attention.py",
+            "objectives/contrastive.py", "objectives/losses.py", "objectives/layers.py"} <= token
+    assert not any(n.startswith(("objectives/families/scl", "objectives/families/rdrop", "objectives/families/cluster")) for n in token)
     baseline = names(import_closure(families.objective_module("baseline")))
-    assert "losses.py" not in baseline and "views.py" not in baseline  # what CE alone does not use
+    assert "objectives/losses.py" not in baseline and "objectives/views.py" not in baseline  # what CE alone does not use
 
 
 def test_the_training_scripts_closure_does_not_pull_in_any_family():
     train = names(import_closure(SCRIPTS / "train.py"))
-    assert {"train.py", "optim.py", "model.py", "config.py", "checkpoint.py", "families/__init__.py"} <= train
-    assert not any(n.startswith("families/") and n != "families/__init__.py" for n in train)
-    assert "aggregate/tables.py" not in train and "probe.py" not in train
+    assert {"training/train.py", "training/optim.py", "training/model.py", "plan/config.py", "training/checkpoint.py", "objectives/families/__init__.py"} <= train
+    assert not any(n.startswith("objectives/families/") and n != "objectives/families/__init__.py" for n in train)
+    assert "analysis/aggregate/tables.py" not in train and "analysis/probe.py" not in train
 
 
 def test_the_dag_build_imports_neither_torch_nor_transformers():
@@ -61,7 +61,7 @@ def package_copy(tmp_path, monkeypatch):
 def test_an_edit_changes_exactly_the_hashes_of_the_stages_that_import_it(package_copy):
     entries = {f: families.objective_module(f) for f in families.NAMES}
     before = {f: code_hash(m) for f, m in entries.items()}
-    (package_copy / "attention.py").write_text((package_copy / "attention.py").read_text() + "\nEDITED = 1\n")
+    (package_copy / "objectives/attention.py").write_text((package_copy / "objectives/attention.py").read_text() + "\nEDITED = 1\n")
     provenance.clear_caches()
     after = {f: code_hash(m) for f, m in entries.items()}
     changed = {f for f in entries if before[f] != after[f]}
@@ -71,7 +71,7 @@ def test_an_edit_changes_exactly_the_hashes_of_the_stages_that_import_it(package
 
 def test_docstrings_comments_and_formatting_do_not_change_a_hash(package_copy):
     before = code_hash("contrastlab.training.train")
-    path = package_copy / "train.py"
+    path = package_copy / "training/train.py"
     text = path.read_text().replace('"""`train(cfg,', '"""Reworded. `train(cfg,', 1)
     path.write_text(text.replace("\n\n\ndef ", "\n\n\n# a comment\ndef ", 1) + "\n\n# trailing\n")
     provenance.clear_caches()
@@ -108,23 +108,26 @@ def edit(package_copy, module: str, old: str | None, new: str) -> None:
     provenance.clear_caches()
 
 
-# Each form of import the package uses, written into a module a stage imports (train.py for the
-# training job; aggregate/run.py, inside a sub-package, for `from ..`), of a new module "target".
+# Each form of import the package uses, written into a module a stage imports (training/train.py for
+# the training job; analysis/aggregate/run.py, a sub-package's, for `from ..`), of a new module
+# "target" in the folder the import resolves to.
 IMPORT_FORMS = {
-    "import a.b": ("train.py", "\nimport contrastlab.target\n", "train:baseline"),
-    "from a import b": ("train.py", "\nfrom contrastlab import target\n", "train:baseline"),
-    "from . import x": ("train.py", "\nfrom . import target\n", "train:baseline"),
-    "from .x import y": ("train.py", "\nfrom .target import VALUE\n", "train:baseline"),
-    "from .. import x": ("aggregate/run.py", "\nfrom .. import target\n", "aggregate"),
-    "from . import x (sub-package)": ("aggregate/run.py", "\nfrom . import target\n", "aggregate"),
-    "lazy, in a function": ("train.py", "\ndef _lazy():\n    from . import target\n", "train:baseline"),
+    "import a.b": ("training/train.py", "\nimport contrastlab.target\n", "train:baseline", ""),
+    "from a import b": ("training/train.py", "\nfrom contrastlab import target\n", "train:baseline", ""),
+    "from . import x": ("training/train.py", "\nfrom . import target\n", "train:baseline", "training"),
+    "from .x import y": ("training/train.py", "\nfrom .target import VALUE\n", "train:baseline", "training"),
+    "from .. import x": ("analysis/aggregate/run.py", "\nfrom .. import target\n", "aggregate", "analysis"),
+    "from . import x (sub-package)": ("analysis/aggregate/run.py", "\nfrom . import target\n", "aggregate",
+                                      "analysis/aggregate"),
+    "lazy, in a function": ("training/train.py", "\ndef _lazy():\n    from . import target\n", "train:baseline",
+                            "training"),
 }
 
 
 @pytest.mark.parametrize("form", IMPORT_FORMS)
 def test_editing_a_module_changes_the_hash_of_a_stage_that_imports_it_in_any_form(package_copy, form):
-    importer, line, stage = IMPORT_FORMS[form]
-    folder = package_copy / importer.rpartition("/")[0] if "/" in importer and "from . " in line else package_copy
+    importer, line, stage, where = IMPORT_FORMS[form]
+    folder = package_copy / where
     (folder / "target.py").write_text("VALUE = 1\n")
     edit(package_copy, importer, None, line)
     before = stage_hashes()[stage]
@@ -134,14 +137,14 @@ def test_editing_a_module_changes_the_hash_of_a_stage_that_imports_it_in_any_for
 
 @pytest.mark.parametrize("module, stages", [
     # imported as `from . import figures, tables` by aggregate/run.py
-    ("aggregate/figures.py", {"aggregate"}),
-    ("aggregate/tables.py", {"aggregate"}),
+    ("analysis/aggregate/figures.py", {"aggregate"}),
+    ("analysis/aggregate/tables.py", {"aggregate"}),
     # imported by name (importlib): a family's objective by the training job, its package and
     # report module by the aggregate, even a family's without a report module (baseline)
-    ("families/rdrop/objective.py", {"train:rdrop"}),
-    ("families/token/report.py", {"aggregate"}),
-    ("families/rdrop/__init__.py", {"train:rdrop", "aggregate"}),
-    ("families/baseline/__init__.py", {"train:baseline", "aggregate"}),
+    ("objectives/families/rdrop/objective.py", {"train:rdrop"}),
+    ("objectives/families/token/report.py", {"aggregate"}),
+    ("objectives/families/rdrop/__init__.py", {"train:rdrop", "aggregate"}),
+    ("objectives/families/baseline/__init__.py", {"train:baseline", "aggregate"}),
 ])
 def test_an_edit_changes_the_hash_of_every_stage_that_uses_the_module_and_only_those(package_copy, module, stages):
     before = stage_hashes()
@@ -152,25 +155,25 @@ def test_an_edit_changes_the_hash_of_every_stage_that_uses_the_module_and_only_t
 
 def test_a_family_package_brings_in_its_parents_when_imported_by_name():
     closure = names(import_closure(*aggregate_modules(["baseline"], [])))  # baseline has no report module
-    assert {"__init__.py", "families/__init__.py", "families/baseline/__init__.py"} <= closure
+    assert {"__init__.py", "objectives/families/__init__.py", "objectives/families/baseline/__init__.py"} <= closure
 
 
 def test_the_aggregates_hash_holds_every_builder_module_it_imports_by_name():
     closure = names(import_closure(SCRIPTS / "aggregate.py", *aggregate_modules(families.NAMES,
                                                                                 report_outputs(families.NAMES))))
-    assert {"aggregate/tables.py", "aggregate/figures.py"} <= closure  # the builders of every study's outputs
+    assert {"analysis/aggregate/tables.py", "analysis/aggregate/figures.py"} <= closure  # the builders of every study's outputs
     for family in families.NAMES:
         for o in families.outputs(family):
             assert names(import_closure(o.module)) <= closure, o.builder
 
 
 @pytest.mark.parametrize("module, old, new", [
-    ("config.py", 'description="passes over the train split"', 'description="passes over the training split"'),
-    ("families/rdrop/__init__.py", 'description="weight of the symmetric KL"', 'description="weight of the KL"'),
+    ("plan/config.py", 'description="passes over the train split"', 'description="passes over the training split"'),
+    ("objectives/families/rdrop/__init__.py", 'description="weight of the symmetric KL"', 'description="weight of the KL"'),
     ("cli.py", 'help="the config file (as given to snakemake --configfile)"', 'help="the config file"'),
     # a default reaches each job in its resolved config (a param): the cells it changes rerun by that
-    ("config.py", "epochs: int = Field(3, ge=1,", "epochs: int = Field(4, ge=1,"),
-    ("families/rdrop/__init__.py", 'Field("batchmean",', 'Field("sum",'),
+    ("plan/config.py", "epochs: int = Field(3, ge=1,", "epochs: int = Field(4, ge=1,"),
+    ("objectives/families/rdrop/__init__.py", 'Field("batchmean",', 'Field("sum",'),
 ])
 def test_prose_and_config_defaults_do_not_change_any_hash(package_copy, module, old, new):
     before = {**stage_hashes(), "cli": code_hash("contrastlab.cli")}
@@ -179,9 +182,9 @@ def test_prose_and_config_defaults_do_not_change_any_hash(package_copy, module, 
 
 
 @pytest.mark.parametrize("module, old, new", [
-    ("config.py", "epochs: int = Field(3, ge=1,", "epochs: int = Field(3, ge=2,"),  # a bound: what is allowed
-    ("families/rdrop/__init__.py", 'Literal["batchmean", "sum", "mean"]', 'Literal["batchmean", "sum"]'),
-    ("families/rdrop/__init__.py", 'return f"CE1 + CE2 + ', 'return f"CE1 + CE2 (R-Drop) + '),  # a table's text
+    ("plan/config.py", "epochs: int = Field(3, ge=1,", "epochs: int = Field(3, ge=2,"),  # a bound: what is allowed
+    ("objectives/families/rdrop/__init__.py", 'Literal["batchmean", "sum", "mean"]', 'Literal["batchmean", "sum"]'),
+    ("objectives/families/rdrop/__init__.py", 'return f"CE1 + CE2 + ', 'return f"CE1 + CE2 (R-Drop) + '),  # a table's text
     ("cli.py", 'prog="contrastlab"', 'prog="clab"'),
 ])
 def test_every_string_or_bound_that_changes_behaviour_changes_the_hashes(package_copy, module, old, new):
