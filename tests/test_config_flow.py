@@ -14,5 +14,7 @@ def test_a_training_jobs_config_flows_down_a_tree_of_modules_without_the_dag_bui
                          text=True, env=env, check=True).stdout
     flow = json.loads(out)
     assert flow["entered_from_several"] == {}  # every module the config enters, it enters from one module
-    assert flow["train_hands_to"] == ["jobmodel", "optim", "provenance"]
-    assert "validate" not in flow["path"] and {"jobmodel", "fits", "model", "precision"} <= set(flow["path"])
+    # the cost metrics (passes and FLOPs of what trained) are computed from the config after training
+    assert flow["train_hands_to"] == ["operations.provenance", "plan.cost", "training.jobmodel", "training.optim"]
+    assert "plan.validate" not in flow["path"]
+    assert {"training.jobmodel", "plan.fits", "training.model", "training.precision"} <= set(flow["path"])

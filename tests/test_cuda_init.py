@@ -68,7 +68,7 @@ def test_train_initialises_its_gpu_before_any_other_cuda_call(monkeypatch, tmp_p
     class Stop(Exception):
         pass
 
-    def load_prepared(path):  # the first thing after the device: stop there, nothing of the model can run here
+    def load_prepared(path, *splits):  # the first thing after the device: stop there, nothing of the model can run here
         raise Stop
 
     monkeypatch.setattr(train_module, "load_prepared", load_prepared)

@@ -124,14 +124,14 @@ def _edit_and_plan(workdir, config, module, text="\nEDITED = 1\n"):
 
 
 def test_editing_a_familys_code_reruns_only_its_cells(finished_run):
-    assert _edit_and_plan(*finished_run, "families/rdrop/objective.py") == CHAIN
+    assert _edit_and_plan(*finished_run, "objectives/families/rdrop/objective.py") == CHAIN
 
 
 def test_editing_a_helper_reruns_exactly_the_cells_whose_family_imports_it(finished_run):
     # losses.py: imported by the rdrop objective (symmetric_kl), not by the baseline's
-    assert _edit_and_plan(*finished_run, "losses.py") == CHAIN
+    assert _edit_and_plan(*finished_run, "objectives/losses.py") == CHAIN
     # attention.py: imported by the token, cluster, multilayer and scl views only; none in this grid
-    assert _edit_and_plan(*finished_run, "attention.py") == {}
+    assert _edit_and_plan(*finished_run, "objectives/attention.py") == {}
     assert planned_jobs(*finished_run) == {}
 
 
@@ -146,8 +146,8 @@ def test_a_docstring_or_comment_edit_reruns_nothing(finished_run):
 
 
 @pytest.mark.parametrize("module, old, new", [
-    ("config.py", 'description="passes over the train split"', 'description="passes over the training split"'),
-    ("families/rdrop/__init__.py", 'description="weight of the symmetric KL"', 'description="weight of the KL term"'),
+    ("plan/config.py", 'description="passes over the train split"', 'description="passes over the training split"'),
+    ("objectives/families/rdrop/__init__.py", 'description="weight of the symmetric KL"', 'description="weight of the KL term"'),
 ])
 def test_a_description_edit_reruns_nothing(finished_run, module, old, new):
     assert _edit_and_plan(*finished_run, module, text=(old, new)) == {}
@@ -155,17 +155,17 @@ def test_a_description_edit_reruns_nothing(finished_run, module, old, new):
 
 @pytest.mark.parametrize("module, old, new, plan", [
     # only the baseline cell takes the default; smooth sets 0.1, rdrop has no such key
-    ("families/baseline/__init__.py", "label_smoothing: float = Field(0.0,", "label_smoothing: float = Field(0.05,",
+    ("objectives/families/baseline/__init__.py", "label_smoothing: float = Field(0.0,", "label_smoothing: float = Field(0.05,",
      CHAIN),
-    ("config.py", "tau: float = Field(0.07,", "tau: float = Field(0.1,", {}),  # no contrastive cell here
+    ("plan/config.py", "tau: float = Field(0.07,", "tau: float = Field(0.1,", {}),  # no contrastive cell here
 ])
 def test_a_default_value_edit_reruns_exactly_the_cells_it_changes(finished_run, module, old, new, plan):
     assert _edit_and_plan(*finished_run, module, text=(old, new)) == plan
 
 
 @pytest.mark.parametrize("module, plan", [
-    ("families/rdrop/report.py", {"aggregate": 1}),  # imported by name by the aggregate only
-    ("families/baseline/__init__.py", {**{s: 2 for s in ("train", "embed", "probe", "plot")}, "aggregate": 1}),
+    ("objectives/families/rdrop/report.py", {"aggregate": 1}),  # imported by name by the aggregate only
+    ("objectives/families/baseline/__init__.py", {**{s: 2 for s in ("train", "embed", "probe", "plot")}, "aggregate": 1}),
 ])
 def test_a_family_module_edit_reruns_its_cells_and_the_aggregate(finished_run, module, plan):
     assert _edit_and_plan(*finished_run, module) == plan

@@ -65,6 +65,8 @@ def module_path(fn, *args) -> tuple[list[str], list[tuple[str, str]]]:
             return
         code = frame.f_code
         names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+        if names and names[0] == "self" and carries_config(frame.f_locals.get("self"), cell_parts, (LossParams,)):
+            return  # the config's own method (total_steps, encoder_passes): it asks itself, it is not handed on
         direct = not stack or frame.f_back is stack[-1]  # not via code that got no piece of it (io's recursion)
         if direct and any(carries_config(frame.f_locals.get(n), cell_parts, (LossParams,)) for n in names):
             if stack and module_of(stack[-1]) != module_of(frame):
@@ -123,7 +125,7 @@ def main() -> None:
     result = {"path": path, "modules": len(set(path)), "climbs_back": climbs(path),
               "entries": {m: path.count(m) for m in dict.fromkeys(path) if path.count(m) > 1},
               "calls": len(calls), "edges": sorted(set(calls)), "entered_from_several": extra_callers(calls),
-              "train_hands_to": sorted({callee for caller, callee in calls if caller == "train"})}
+              "train_hands_to": sorted({callee for caller, callee in calls if caller == "training.train"})}
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from contrastlab.plan.config import CellConfig, RuntimeConfig
+from contrastlab.plan.config import CellConfig, LossParams, RuntimeConfig
 from contrastlab.objectives.families import build_objective, parse_params
 from contrastlab.plan.fits import check_fits
 from contrastlab.plan.hfconfig import ModelInfo
@@ -30,6 +30,7 @@ class JobModel:
     model: Classifier
     precision: Precision  # what runs: train.precision with auto resolved on the job's device
     objective: Objective | None  # the family's (contrastlab.objectives.objective), to train; None to embed
+    params: LossParams  # the cell's loss params, parsed once
 
 
 def seed_everything(seed: int) -> None:
@@ -63,4 +64,4 @@ def job_model(cfg: CellConfig, runtime: RuntimeConfig, device: torch.device, num
         model = load_trained(cfg.model, weights, num_labels, device, attention_kernel(precision.name, device, False))
         model.requires_grad_(False)
     store_frozen_in_autocast_dtype(model, precision.name)
-    return JobModel(model, precision, objective)
+    return JobModel(model, precision, objective, params)

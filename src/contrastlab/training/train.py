@@ -29,7 +29,6 @@ from torch import nn
 
 from contrastlab.training import checkpoint
 
-from contrastlab.objectives import families
 from contrastlab.training.batching import collate, epoch_steps, eval_batches, micro_batches
 from contrastlab.plan.config import SPLITS, CellConfig, RuntimeConfig, TrainConfig
 from contrastlab.plan.cost import train_cost
@@ -96,7 +95,7 @@ class Trainer:
         self.cfg, self.data, self.device = cfg, data, device
         self.pad_id = data.summary["pad_id"]
         built = job_model(cfg, runtime, device, len(data.names))
-        self.model, self.precision, self.objective = built.model, built.precision, built.objective
+        self.model, self.precision, self.objective, self.params = built.model, built.precision, built.objective, built.params
         # saved as weights.safetensors, where embed finds the classifier's tensors under MODEL_PREFIX
         self.modules = nn.ModuleDict({MODEL_PREFIX.rstrip("."): self.model, "objective": self.objective})
         if runtime.compile:  # the forward only: parameter names and hooks stay those of the eager module
@@ -356,7 +355,7 @@ def _metrics(cfg, trainer, data, probs, loop, device, runtime, effective) -> dic
         "selected_step": best.get("step") if cfg.train.select == "best_val" else loop["step"],
         "val_accuracy": best.get("val_accuracy") if cfg.train.select == "best_val" else loop["epochs"][-1]["val_accuracy"],
         "trainable_params": count_trainable(trainer.modules),
-        **train_cost(families.parse_params(cfg.family, cfg.loss), cfg.model, trainer.model.encoder.config.to_dict(),
+        **train_cost(trainer.params, cfg.model, trainer.model.encoder.config.to_dict(),
                      sum(h.get("tokens", 0) for h in history), trainer.coupled and trainer.grad_cache),
         "train_time_s": loop["elapsed_s"], "step_time_s": float(np.median([h["time_s"] for h in history])),
         "samples_per_s": sum(h["examples"] for h in history) / loop["elapsed_s"],
