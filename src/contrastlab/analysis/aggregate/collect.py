@@ -57,9 +57,15 @@ class Study:
         return list(dict.fromkeys([self.baseline, *refs, *cells]))
 
     def collapsed(self, cell: str) -> str | None:
-        """Why the cell is degenerate in any of its seeds (contrastlab.analysis.metrics.collapse), or None."""
-        reasons = self.runs.loc[self.runs["cell"] == cell, "collapse_reason"].dropna()
-        return "; ".join(dict.fromkeys(reasons)) if len(reasons) else None
+        """Why the cell is degenerate (contrastlab.analysis.metrics.collapse), or None: the first
+        degenerate seed's reasons, and how many of its seeds are degenerate when it has several."""
+        runs = self.runs.loc[self.runs["cell"] == cell].sort_values("seed")
+        reasons = runs["collapse_reason"].dropna()
+        if not len(reasons):
+            return None
+        first = f"seed {int(runs.loc[reasons.index[0], 'seed'])}: " if len(runs) > 1 else ""
+        many = f"{len(reasons)} of {len(runs)} seeds degenerate; " if len(runs) > 1 else ""
+        return many + first + reasons.iloc[0]
 
     def correct(self, cell: str) -> pd.DataFrame:
         """[seeds x test examples] bool: column = the test example's source row, row = seed."""
