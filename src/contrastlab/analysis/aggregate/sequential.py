@@ -52,7 +52,9 @@ def landing_lines(rows: pd.DataFrame, schedule: dict, run_seconds: float | None 
     """reStructuredText lines of the landing page's section on the looks."""
     name = {"obrien-fleming": "O'Brien-Fleming", "pocock": "Pocock"}[schedule["boundary"]]
     lines = [f"**Seeds added until decided** (seeds {schedule['start']} to {schedule['max']}, {schedule['step']} "
-             f"per round; {name}-type alpha spending over each comparison's looks, 5% per comparison):", ""]
+             f"per round; {name}-type alpha spending over each comparison's looks, 5% per comparison; "
+             f"an early look needs stronger evidence than the fixed verdict above, which treats the seeds "
+             f"run so far as the whole study):", ""]
     lines += [f"- **{r['cell']}** vs {r['reference']}: {r['seeds']} seeds, {r['looks']} look(s) → {r['why']}"
               for _, r in rows.iterrows()] or ["- no comparison"]
     cost = cost_to_decide(rows, schedule, run_seconds)
