@@ -56,6 +56,13 @@ class Output:
         return {"name": self.name, "kind": self.kind, "builder": self.builder, "family": self.family}
 
 
+def family_output(package: str, name: str, kind: str, title: str) -> Output:
+    """An output of a family package, by the family convention: built by `<package>.report:<name>`,
+    captioned by `<name>.rst` beside the package's code."""
+    here = Path(importlib.util.find_spec(package).origin).parent
+    return Output(name, kind, title, f"{package}.report:{name}", here / f"{name}.rst")
+
+
 def resolve(builder: str):
     """The function of a "package.module:function" reference (imports the module)."""
     module, _, function = builder.partition(":")

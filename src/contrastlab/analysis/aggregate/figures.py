@@ -117,15 +117,25 @@ def _paired_panels(study: Study, height: float):
                  for i, (family, cells) in enumerate(panels)]
 
 
+def _styles(cells: list[str]) -> list[tuple[str, str, str]]:
+    """(cell, colour, line style) of a panel's cells: ten colours, then the same ten dashed."""
+    return [(c, f"C{j % 10}", "-" if j < 10 else "--") for j, c in enumerate(cells)]
+
+
+def _finish(fig, title: str, path) -> None:
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def loss_curves(study: Study, comp: pd.DataFrame, path) -> None:
     """Top row: the total loss of each family's cells; bottom row: their classification term
     (CE, focal CE, or the mean of R-Drop's two CEs), with the baseline's CE dashed for reference."""
     fig, panels = _paired_panels(study, 6.4)
     base = study.history(study.baseline)
     for family, cells, top, bottom, labels in panels:
-        for j, c in enumerate(cells):
+        for c, color, ls in _styles(cells):
             h = study.history(c)
-            color, ls = f"C{j % 10}", "-" if j < 10 else "--"
             _draw(top, h, "loss", labels[c], color, ls)
             _draw(bottom, h, _ce_column(study, c, h), None, color, ls)
         if family != study.cells[study.baseline].family:
@@ -134,9 +144,7 @@ def loss_curves(study: Study, comp: pd.DataFrame, path) -> None:
         top.set(title=f"{family}: total loss", xlabel="optimizer step", ylabel="loss")
         bottom.set(title=f"{family}: classification term", xlabel="optimizer step", ylabel="CE")
         top.legend(frameon=False, fontsize="x-small", loc="upper right", ncol=1 + len(cells) // 8)
-    fig.suptitle("Training loss by family (first seed; faint: per step, bold: rolling mean; ⚠ collapsed)")
-    fig.tight_layout()
-    save_figure(fig, path)
+    _finish(fig, "Training loss by family (first seed; faint: per step, bold: rolling mean; ⚠ collapsed)", path)
 
 
 def grad_norm(study: Study, comp: pd.DataFrame, path) -> None:
@@ -168,9 +176,8 @@ def val_curves(study: Study, comp: pd.DataFrame, path) -> None:
     fig, panels = _paired_panels(study, 6.0)
     base = study.epochs(study.baseline)
     for family, cells, top, bottom, labels in panels:
-        for j, c in enumerate(cells):
+        for c, color, ls in _styles(cells):
             e = study.epochs(c)
-            color, ls = f"C{j % 10}", "-" if j < 10 else "--"
             top.plot(e["step"], e["val_accuracy"], "o", color=color, ls=ls, ms=3, label=labels[c])
             bottom.plot(e["step"], e["val_loss"], "o", color=color, ls=ls, ms=3)
         if family != study.cells[study.baseline].family:
@@ -179,6 +186,4 @@ def val_curves(study: Study, comp: pd.DataFrame, path) -> None:
         top.set(title=f"{family}: validation accuracy", xlabel="optimizer step", ylabel="accuracy")
         bottom.set(title=f"{family}: validation loss", xlabel="optimizer step", ylabel="cross-entropy")
         top.legend(frameon=False, fontsize="x-small", loc="lower right", ncol=1 + len(cells) // 8)
-    fig.suptitle("Validation after each epoch (or every train.eval_every steps), first seed")
-    fig.tight_layout()
-    save_figure(fig, path)
+    _finish(fig, "Validation after each epoch (or every train.eval_every steps), first seed", path)

@@ -4,7 +4,8 @@ Adding a family is adding a package `families/<name>/`; nothing else lists the f
 
     __init__.py   `Params`: its `loss:` keys (a `contrastlab.plan.config.LossParams`), and `OUTPUTS`:
                   the tables and figures it adds to the report, if any, each a
-                  `contrastlab.plan.contract.Output` naming its builder and caption. Torch-free: the DAG
+                  `contrastlab.plan.contract.Output` naming its builder and caption
+                  (`contract.family_output`: report.<name>, <name>.rst beside it). Torch-free: the DAG
                   build reads it.
     objective.py  `build(params, model) -> Objective` (contrastlab.objectives.objective). Only a cell's own
                   family's objective is imported by its training job, so only that code (and what

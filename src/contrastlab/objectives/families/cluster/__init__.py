@@ -7,16 +7,13 @@ views [B, n_clusters, D]. Empty clusters (fewer real tokens than clusters) are p
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from contrastlab.plan.config import ContrastParams
-from contrastlab.plan.contract import Output
+from contrastlab.plan.contract import family_output
 
-HERE = Path(__file__).parent  # the captions sit beside the code
-OUTPUTS = [Output("cluster", "table", "Clustered token views: number of clusters",
-                  f"{__name__}.report:cluster", HERE / "cluster.rst")]
+OUTPUTS = [family_output(__name__, "cluster", "table", "Clustered token views: number of clusters")]
 
 
 class Params(ContrastParams):

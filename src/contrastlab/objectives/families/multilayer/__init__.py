@@ -11,19 +11,15 @@ constant with no gradient, and the DAG build stops such a cell.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from contrastlab.plan.config import ContrastParams
-from contrastlab.plan.contract import Output
+from contrastlab.plan.contract import family_output
 
-HERE = Path(__file__).parent  # the captions sit beside the code
-OUTPUTS = [Output("multilayer", "table", "Multi-layer contrast: layer sets x level",
-                  f"{__name__}.report:multilayer", HERE / "multilayer.rst"),
-           Output("multilayer_bars", "figure", "Multi-layer contrast: accuracy by layer set and level",
-                  f"{__name__}.report:multilayer_bars", HERE / "multilayer_bars.rst")]
+OUTPUTS = [family_output(__name__, "multilayer", "table", "Multi-layer contrast: layer sets x level"),
+           family_output(__name__, "multilayer_bars", "figure", "Multi-layer contrast: accuracy by layer set and level")]
 
 
 class Params(ContrastParams):

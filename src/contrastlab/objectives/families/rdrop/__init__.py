@@ -9,19 +9,15 @@ whatever `grad_accum` splits it into.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from contrastlab.plan.config import LossParams
-from contrastlab.plan.contract import Output
+from contrastlab.plan.contract import family_output
 
-HERE = Path(__file__).parent  # the captions sit beside the code
-OUTPUTS = [Output("rdrop", "table", "R-Drop: one- vs two-stage, accuracy and cost",
-                  f"{__name__}.report:rdrop", HERE / "rdrop.rst"),
-           Output("rdrop_cost", "figure", "R-Drop: one- vs two-stage cost",
-                  f"{__name__}.report:rdrop_cost", HERE / "rdrop_cost.rst")]
+OUTPUTS = [family_output(__name__, "rdrop", "table", "R-Drop: one- vs two-stage, accuracy and cost"),
+           family_output(__name__, "rdrop_cost", "figure", "R-Drop: one- vs two-stage cost")]
 
 
 class Params(LossParams):

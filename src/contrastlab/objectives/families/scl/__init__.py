@@ -10,19 +10,15 @@ anchors while CE is a mean); the default "mean" weighs both alike.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from contrastlab.plan.config import ContrastParams
-from contrastlab.plan.contract import Output
+from contrastlab.plan.contract import family_output
 
-HERE = Path(__file__).parent  # the captions sit beside the code
-OUTPUTS = [Output("scl_views", "table", "Supervised contrastive loss: one view vs multi-view",
-                  f"{__name__}.report:scl_views", HERE / "scl_views.rst"),
-           Output("scl_grad_norm", "figure", "SCL: gradient norm, L2-normalised vs raw views",
-                  f"{__name__}.report:scl_grad_norm", HERE / "scl_grad_norm.rst")]
+OUTPUTS = [family_output(__name__, "scl_views", "table", "Supervised contrastive loss: one view vs multi-view"),
+           family_output(__name__, "scl_grad_norm", "figure", "SCL: gradient norm, L2-normalised vs raw views")]
 
 
 class Params(ContrastParams):

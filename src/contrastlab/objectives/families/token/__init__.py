@@ -7,18 +7,14 @@ the views are the real tokens only; the other slots are padding views no loss co
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from pydantic import Field
 
 from contrastlab.plan.config import ContrastParams
-from contrastlab.plan.contract import Output
+from contrastlab.plan.contract import family_output
 
-HERE = Path(__file__).parent  # the captions sit beside the code
-OUTPUTS = [Output("token_k_alpha", "table", "Token-level contrast: k x alpha",
-                  f"{__name__}.report:token_k_alpha", HERE / "token_k_alpha.rst"),
-           Output("tsne_k_alpha", "figure", "Token-level contrast: t-SNE of [CLS], k x alpha",
-                  f"{__name__}.report:tsne_k_alpha", HERE / "tsne_k_alpha.rst")]
+OUTPUTS = [family_output(__name__, "token_k_alpha", "table", "Token-level contrast: k x alpha"),
+           family_output(__name__, "tsne_k_alpha", "figure", "Token-level contrast: t-SNE of [CLS], k x alpha")]
 
 
 class Params(ContrastParams):
